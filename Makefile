@@ -1,0 +1,41 @@
+# cbir-repro — two commands on a fresh machine (each sets itself up; a second run skips installs):
+#   make reproduce [PROFILE=smoke|medium|paper] [NB=02]   run the notebooks with papermill -> outputs/<profile>/
+#   make test                                             unit tests + nbval over notebooks/ (what CI runs)
+# Also: make lab (JupyterLab, kernel registered), make bench (benchmarks), make notebooks (refresh stored outputs).
+PROFILE ?= smoke
+NB ?=
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cbir-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup reproduce test lab bench notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m cbir.run --profile $(PROFILE) $(if $(NB),--nb $(NB))
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg \
+		tests notebooks -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+notebooks: $(STAMP)
+	$(PY) -m cbir.run --profile smoke --store $(if $(NB),--nb $(NB))
+
+lab: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cbir-repro)"
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf outputs/smoke outputs/medium outputs/paper outputs/cache

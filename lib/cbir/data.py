@@ -1,0 +1,452 @@
+"""Dataset loaders: real datasets (torchvision, the shared CIFAR-10 npz, image folders) and offline defaults.
+
+Every loader returns a :class:`Dataset` with images as ``uint8`` (N, H, W, 3) RGB (grey images are repeated
+to three channels) — or, for image folders of mixed sizes loaded without ``image_size``, a list of
+(H, W, 3) arrays — ``int64`` labels, class names and a one-line protocol that is printed.
+
+Offline defaults are named as what they are, never under a real dataset's name:
+
+* ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits (UCI), scaled to 0..255; a fixed stratified
+  70/30 split (seed 0) defines ``train``/``test``.
+* ``sample_photos``: the photographs bundled with scikit-image and scikit-learn (one class per photo).
+* ``synthetic``: deterministic class-structured colour images (per-class colour, grating orientation and
+  blob), generated from the seed; ``train`` and ``test`` use disjoint random streams.
+
+Real datasets are looked up under ``data_dir`` (argument, then ``CBIR_DATA_DIR``, then ``<repo>/data``,
+then ``<repo>/../shared/data``): ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``stl10``
+(torchvision layout; downloaded only with ``allow_download=True``), ``cifar10_subset``
+(``cifar10_jpeg_subset.npz``), ``caltech101_subset`` and ``folder:<path>`` (one sub-folder per class).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from cbir.params import repo_root
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+OFFLINE = ("digits", "sample_photos", "synthetic")
+TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10",
+               "cifar100": "CIFAR100", "stl10": "STL10"}
+REAL = (*TORCHVISION, "cifar10_subset", "caltech101_subset")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A real dataset is not on disk; the message says where it was looked for and how to get it."""
+
+
+class ImageDecodeError(ValueError):
+    """Unreadable or unsupported image files (raised in ``strict`` mode, else a warning)."""
+
+
+@dataclass
+class Dataset:
+    """Images, labels and provenance of one split.
+
+    Attributes
+    ----------
+    images : uint8 ndarray (N, H, W, 3) or list of (H, W, 3) uint8 arrays (ragged image folders)
+    labels : int64 ndarray (N,)
+    classes : list[str]
+    protocol : str
+        One line: dataset, split, counts, size, subset rule and source.
+    files : list[str]
+        Source file of each image when it came from files (for manifests), else empty.
+    """
+
+    name: str
+    split: str
+    images: Any
+    labels: np.ndarray
+    classes: list[str]
+    source: str
+    protocol: str = ""
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def manifest(self) -> dict[str, Any]:
+        """Name, counts per class and a SHA-256 of the pixels (or of each source file)."""
+        counts = np.bincount(self.labels, minlength=len(self.classes)).tolist()
+        if isinstance(self.images, np.ndarray):
+            digest = hashlib.sha256(np.ascontiguousarray(self.images).tobytes()).hexdigest()
+        else:
+            h = hashlib.sha256()
+            for im in self.images:
+                h.update(np.ascontiguousarray(im).tobytes())
+            digest = h.hexdigest()
+        return {"name": self.name, "split": self.split, "n": len(self), "classes": len(self.classes),
+                "counts_per_class": counts, "pixels_sha256": digest, "source": self.source,
+                "protocol": self.protocol, "skipped": self.skipped}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for real data, in order."""
+    dirs = []
+    if data_dir:
+        dirs.append(Path(data_dir))
+    if os.environ.get("CBIR_DATA_DIR"):
+        dirs.append(Path(os.environ["CBIR_DATA_DIR"]))
+    root = repo_root()
+    dirs += [root / "data", root.parent / "shared" / "data"]
+    return [d.resolve() for d in dirs]
+
+
+def find_data(relpath: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """First existing ``<dir>/<relpath>`` among :func:`data_dirs`, else ``None``."""
+    for d in data_dirs(data_dir):
+        if (d / relpath).exists():
+            return d / relpath
+    return None
+
+
+def _not_found(name: str, what: str, data_dir, hint: str) -> DatasetNotFoundError:
+    searched = ", ".join(str(d) for d in data_dirs(data_dir))
+    return DatasetNotFoundError(
+        f"dataset {name!r} not found: looked for {what} in [{searched}]. {hint} "
+        "Set `data_dir` in params (or CBIR_DATA_DIR). The smoke profile runs offline with "
+        f"{list(OFFLINE)}."
+    )
+
+
+def stratified_subset(labels: np.ndarray, n_per_class: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n_per_class`` random items per class (all of a smaller class), deterministic."""
+    labels = np.asarray(labels)
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class={n_per_class} must be >= 1")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(labels))
+    order = perm[np.argsort(labels[perm], kind="stable")]
+    lab = labels[order]
+    first = np.searchsorted(lab, lab, side="left")
+    rank = np.arange(len(lab)) - first
+    return np.sort(order[rank < n_per_class])
+
+
+def to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
+    """uint8 (..., H, W, 3) from (..., H, W), (..., H, W, 1), RGB or RGBA uint8 arrays."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 0..255, got {arr.dtype}; convert with skimage.util.img_as_ubyte")
+    if arr.ndim >= 3 and arr.shape[-1] == 3:
+        return arr
+    if arr.ndim >= 3 and arr.shape[-1] == 4:
+        return np.ascontiguousarray(arr[..., :3])
+    if arr.ndim >= 3 and arr.shape[-1] == 1:
+        return np.repeat(arr, 3, axis=-1)
+    return np.repeat(arr[..., None], 3, axis=-1)
+
+
+def resize_batch(images: np.ndarray | Sequence[np.ndarray], size: int) -> np.ndarray:
+    """Resize uint8 RGB images to (size, size) with antialiased bilinear interpolation (torch, batched)."""
+    import torch
+    import torch.nn.functional as F
+
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        if images.shape[1] == size and images.shape[2] == size:
+            return images
+        out = []
+        for s in range(0, len(images), 2048):  # chunks bound memory
+            t = torch.from_numpy(np.ascontiguousarray(images[s:s + 2048])).permute(0, 3, 1, 2).float()
+            t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            out.append(t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([resize_batch(im[None], size)[0] for im in images]) if len(images) else \
+        np.zeros((0, size, size, 3), np.uint8)
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode one image file to uint8 (H, W, 3) RGB.
+
+    Grey (L), palette (P), RGBA/LA and CMYK are converted to RGB; 16-bit grey (I;16) is scaled to 8 bits.
+    Raises :class:`ImageDecodeError` for unreadable files or images smaller than 8x8.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float64)
+                a = (a / max(a.max(), 1) * 255).round().astype(np.uint8)
+                arr = np.repeat(a[..., None], 3, axis=-1)
+            else:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageDecodeError(f"cannot decode {path}: {err}") from None
+    if arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise ImageDecodeError(f"{path} is {arr.shape[1]}x{arr.shape[0]} px; images must be at least 8x8")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------- offline
+def _digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images * (255.0 / 16.0)).round().astype(np.uint8)
+    y = d.target.astype(np.int64)
+    test_idx = stratified_subset(y, 54, seed=0)  # fixed split: 54/class test (~30%), rest train
+    mask = np.zeros(len(y), bool)
+    mask[test_idx] = True
+    if split == "train":
+        x, y = x[~mask], y[~mask]
+    elif split == "test":
+        x, y = x[mask], y[mask]
+    return to_rgb_uint8(x), y, [str(i) for i in range(10)], "scikit-learn load_digits (UCI optdigits 8x8, real)"
+
+
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
+                  "camera", "coins", "moon", "page", "text", "clock", "horse", "cell", "brick", "gravel",
+                  "grass", "colorwheel", "logo", "retina", "microaneurysms")
+
+
+def _sample_photos() -> tuple[list[np.ndarray], np.ndarray, list[str], str]:
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    images, names = [], []
+    for name in SKIMAGE_PHOTOS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im = getattr(skimage.data, name)()
+        except Exception:  # noqa: BLE001 - some need a download; offline we keep the bundled ones
+            continue
+        if im.dtype != np.uint8:
+            im = (im.astype(float) / max(float(im.max()), 1) * 255).round().astype(np.uint8)
+        images.append(to_rgb_uint8(im))
+        names.append(f"skimage.{name}")
+    for fname, im in zip(("china", "flower"), load_sample_images().images):
+        images.append(to_rgb_uint8(np.asarray(im, np.uint8)))
+        names.append(f"sklearn.{fname}")
+    labels = np.arange(len(images), dtype=np.int64)
+    return images, labels, names, "photos bundled with scikit-image and scikit-learn (real photos, 1 per class)"
+
+
+def synthetic_images(n_per_class: int, n_classes: int = 10, size: int = 32, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic class-structured colour images (NOT a real dataset).
+
+    Class c has its own background/foreground colours, grating orientation and frequency, and a Gaussian
+    blob; each image draws a random phase, blob position, contrast and pixel noise. Classes are separable
+    but not trivially (noise and jitter overlap), which makes the offline smoke runs meaningful.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_per_class * n_classes
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    crng = np.random.default_rng(12345)  # class prototypes are fixed across splits and seeds
+    bg = crng.uniform(0.1, 0.9, (n_classes, 3))
+    fg = crng.uniform(0.1, 0.9, (n_classes, 3))
+    theta = np.linspace(0, np.pi, n_classes, endpoint=False) + crng.uniform(0, 0.2, n_classes)
+    freq = crng.uniform(0.15, 0.45, n_classes)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    phase = rng.uniform(0, 2 * np.pi, n)
+    cx, cy = rng.uniform(0.25, 0.75, (2, n)) * size
+    contrast = rng.uniform(0.5, 1.0, n)
+    t = theta[y][:, None, None]
+    grating = np.sin(freq[y][:, None, None] * size / 4 * (np.cos(t) * xx + np.sin(t) * yy) / size * 2 * np.pi * 2
+                     + phase[:, None, None])
+    blob = np.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / (2 * (size / 6) ** 2))
+    mix = np.clip(0.5 + 0.5 * contrast[:, None, None] * (0.6 * grating + 0.8 * blob - 0.3), 0, 1)
+    img = bg[y][:, None, None, :] * (1 - mix[..., None]) + fg[y][:, None, None, :] * mix[..., None]
+    img = img + rng.normal(0, 0.08, img.shape)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), y.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------- real
+def _torchvision(name: str, split: str, data_dir, allow_download: bool):
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[name])
+    root = None
+    marker = {"mnist": "MNIST/raw", "fashion_mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py",
+              "cifar100": "cifar-100-python", "stl10": "stl10_binary"}[name]
+    found = find_data(marker, data_dir)
+    if found is not None:
+        root = found.parents[len(Path(marker).parts) - 1]
+    elif allow_download:
+        root = data_dirs(data_dir)[0]
+    else:
+        raise _not_found(name, marker, data_dir,
+                         f"Download it once with torchvision ({TORCHVISION[name]}(root, download=True)) "
+                         "or set allow_download: true.")
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r}; {name} has 'train' and 'test'")
+    kw = {"split": split} if name == "stl10" else {"train": split == "train"}
+    ds = cls(str(root), download=allow_download and found is None, **kw)
+    data = ds.data if not hasattr(ds.data, "numpy") else ds.data.numpy()
+    if name == "stl10":
+        data = data.transpose(0, 2, 3, 1)
+    labels = np.asarray(ds.labels if name == "stl10" else ds.targets, dtype=np.int64)
+    return to_rgb_uint8(np.asarray(data, np.uint8)), labels, list(ds.classes), f"torchvision {TORCHVISION[name]} at {root}"
+
+
+def _cifar10_subset(split: str, data_dir):
+    path = find_data("cifar10_jpeg_subset.npz", data_dir)
+    if path is None:
+        raise _not_found("cifar10_subset", "cifar10_jpeg_subset.npz", data_dir,
+                         "It is the 20k/5k JPEG-derived CIFAR-10 subset described in shared/data/README.md.")
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r}; cifar10_subset has 'train' (20,000) and 'test' (5,000)")
+    with np.load(path, allow_pickle=False) as z:
+        x, y, classes = z[f"x_{split}"], z[f"y_{split}"].astype(np.int64), [str(c) for c in z["classes"]]
+    return x, y, classes, f"{path.name} (JPEG-derived CIFAR-10 subset; not bit-identical to official CIFAR-10)"
+
+
+def _folder(root: Path, n_per_class: int | None, seed: int, strict: bool, image_size: int | None):
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"image folder {root} does not exist; expected one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetNotFoundError(f"image folder {root} has no class sub-folders (expected <root>/<class>/*.jpg)")
+    files, labels = [], []
+    for ci, c in enumerate(classes):
+        fs = sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        files += fs
+        labels += [ci] * len(fs)
+    labels_arr = np.asarray(labels, np.int64)
+    if n_per_class is not None:
+        keep = stratified_subset(labels_arr, n_per_class, seed)
+        files, labels_arr = [files[i] for i in keep], labels_arr[keep]
+    images, ok, skipped = [], [], []
+    from tqdm.auto import tqdm
+
+    for i, f in enumerate(tqdm(files, desc=f"decode {root.name}", leave=False, disable=len(files) < 500)):
+        try:
+            images.append(decode_image(f))
+            ok.append(i)
+        except ImageDecodeError as err:
+            if strict:
+                raise
+            skipped.append(str(err))
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {root}: " + "; ".join(skipped[:5]),
+                      stacklevel=3)
+    labels_arr = labels_arr[ok]
+    files = [str(files[i]) for i in ok]
+    if image_size is not None:
+        images = resize_batch(images, image_size)
+    return images, labels_arr, classes, files, skipped
+
+
+# --------------------------------------------------------------------------------------------- public
+def load_dataset(name: str, split: str = "train", n_per_class: int | None = None, seed: int = 0,
+                 data_dir: str | os.PathLike | None = None, image_size: int | None = None,
+                 strict: bool = False, allow_download: bool = False, verbose: bool = True) -> Dataset:
+    """Load a dataset split as uint8 RGB images + int64 labels, printing its protocol line.
+
+    Parameters
+    ----------
+    name : str
+        Offline: ``digits``, ``sample_photos``, ``synthetic``. Real: ``mnist``, ``fashion_mnist``,
+        ``cifar10``, ``cifar100``, ``stl10``, ``cifar10_subset``, ``caltech101_subset``,
+        ``folder:<path>``.
+    split : {"train", "test", "all"}
+        ``all`` for folders and ``sample_photos`` (no official split).
+    n_per_class : int, optional
+        Deterministic stratified subset (``seed``); ``synthetic`` generates exactly this many (default 100).
+    image_size : int, optional
+        Resize every image to (image_size, image_size) (antialiased bilinear).
+    strict : bool
+        Raise on an unreadable image file instead of skipping it with a warning.
+    allow_download : bool
+        Let torchvision download a missing dataset (needs network).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        A real dataset is not on disk (the message lists the folders searched and how to get it).
+    """
+    files: list[str] = []
+    skipped: list[str] = []
+    subset_done = False
+    if name == "digits":
+        x, y, classes, source = _digits(split)
+    elif name == "sample_photos":
+        x, y, classes, source = _sample_photos()
+    elif name == "synthetic":
+        n = n_per_class or 100
+        stream = {"train": 0, "test": 1, "all": 2}.get(split)
+        if stream is None:
+            raise ValueError(f"split={split!r}; use 'train', 'test' or 'all'")
+        x, y = synthetic_images(n, size=image_size or 32, seed=seed * 3 + stream)
+        classes = [f"synthetic_{i}" for i in range(10)]
+        source = "cbir.data.synthetic_images (deterministic synthetic, NOT a real dataset)"
+        subset_done = True
+    elif name in TORCHVISION:
+        x, y, classes, source = _torchvision(name, split, data_dir, allow_download)
+    elif name == "cifar10_subset":
+        x, y, classes, source = _cifar10_subset(split, data_dir)
+    elif name == "caltech101_subset" or name.startswith("folder:"):
+        if name.startswith("folder:"):
+            root = Path(name.split(":", 1)[1]).expanduser()
+        else:
+            root = find_data("caltech101_subset", data_dir)
+            if root is None:
+                raise _not_found(name, "caltech101_subset/", data_dir,
+                                 "It is the 2,471-photo Caltech-101 subset described in shared/data/README.md.")
+        x, y, classes, files, skipped = _folder(root, n_per_class, seed, strict, image_size)
+        source = f"image folder {root}"
+        subset_done = True
+    else:
+        raise ValueError(f"unknown dataset {name!r}; offline: {list(OFFLINE)}; real: {list(REAL)} or 'folder:<path>'")
+
+    if n_per_class is not None and not subset_done:
+        keep = stratified_subset(y, n_per_class, seed)
+        x = x[keep] if isinstance(x, np.ndarray) else [x[i] for i in keep]
+        y = y[keep]
+    if image_size is not None and not (name == "synthetic" or name.startswith("folder:")
+                                       or name == "caltech101_subset"):
+        x = resize_batch(x, image_size)
+    if isinstance(x, np.ndarray):
+        shape = f"{x.shape[1]}x{x.shape[2]}"
+    else:
+        hs = [im.shape[0] for im in x] or [0]
+        ws = [im.shape[1] for im in x] or [0]
+        shape = f"{min(hs)}-{max(hs)} x {min(ws)}-{max(ws)} px"
+    sub = f"{n_per_class}/class (seed {seed})" if n_per_class else "all"
+    protocol = (f"{name} [{split}]: {len(y)} images, {len(classes)} classes, {shape}, subset {sub}; "
+                f"source: {source}")
+    if skipped:
+        protocol += f"; skipped {len(skipped)} unreadable"
+    if verbose:
+        print(protocol)
+    return Dataset(name, split, x, np.asarray(y, np.int64), classes, source, protocol, files, skipped)
+
+
+def write_manifest(datasets: Sequence[Dataset], path: str | os.PathLike) -> Path:
+    """Write a JSON manifest (name, counts, pixel SHA-256, source) of the datasets a run used."""
+    from cbir.cache import save_json_atomic
+
+    return save_json_atomic([d.manifest() for d in datasets], Path(path))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def available_real(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Real datasets found on disk (for the quickstart)."""
+    checks = {"mnist": "MNIST/raw/train-images-idx3-ubyte", "fashion_mnist": "FashionMNIST/raw",
+              "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "stl10": "stl10_binary",
+              "cifar10_subset": "cifar10_jpeg_subset.npz", "caltech101_subset": "caltech101_subset"}
+    return [k for k, rel in checks.items() if find_data(rel, data_dir) is not None]
+
+
+__all__ = ["Dataset", "DatasetNotFoundError", "ImageDecodeError", "load_dataset", "stratified_subset",
+           "synthetic_images", "resize_batch", "decode_image", "to_rgb_uint8", "write_manifest",
+           "available_real", "find_data", "data_dirs", "sha256_file"]

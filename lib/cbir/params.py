@@ -1,0 +1,358 @@
+"""Parameter profiles: load ``params/<profile>.yaml``, validate against a schema, merge overrides.
+
+A profile file holds a ``shared:`` mapping (keys every notebook sees) and one mapping per notebook section
+(``rdcnn:``, ``latent_hash:``, ...). Each section's schema lives in ``cbir.schemas.<section>`` as ``SCHEMA``,
+a dict from key to a spec object (:class:`Int`, :class:`Float`, :class:`Str`, :class:`Bool`,
+:class:`Choice`, :class:`ListOf`, :class:`Optional`, :class:`Dict`). Unknown keys and wrong types raise
+:class:`ParamsError` naming the key, the allowed values and the file to fix.
+
+Examples
+--------
+>>> P = load("smoke", "quickstart", {"n_per_class": 5})   # doctest: +SKIP
+>>> P.seed, P.n_per_class, P.figures_dir                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PROFILES = ("smoke", "medium", "paper")
+
+
+class ParamsError(ValueError):
+    """A parameter file or override is invalid; the message names the key and the fix."""
+
+
+# --------------------------------------------------------------------------------------------- specs
+class Spec:
+    """Base class of a parameter type; ``check`` returns the (possibly converted) value or raises."""
+
+    def check(self, key: str, value: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fail(self, key: str, value: Any) -> None:
+        raise ParamsError(f"{key}={value!r} ({type(value).__name__}) is invalid: expected {self.describe()}")
+
+
+@dataclass(frozen=True)
+class Int(Spec):
+    min: int | None = None
+    max: int | None = None
+
+    def check(self, key, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._fail(key, value)
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        lo = "-inf" if self.min is None else self.min
+        hi = "inf" if self.max is None else self.max
+        return f"an integer in [{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class Float(Spec):
+    min: float | None = None
+    max: float | None = None
+
+    def check(self, key, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self._fail(key, value)
+        value = float(value)
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        lo = "-inf" if self.min is None else self.min
+        hi = "inf" if self.max is None else self.max
+        return f"a number in [{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class Str(Spec):
+    def check(self, key, value):
+        if not isinstance(value, str):
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        return "a string"
+
+
+@dataclass(frozen=True)
+class Bool(Spec):
+    def check(self, key, value):
+        if not isinstance(value, bool):
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        return "true or false"
+
+
+class Choice(Spec):
+    def __init__(self, *choices: Any):
+        self.choices = choices
+
+    def check(self, key, value):
+        if value not in self.choices:
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        return "one of " + ", ".join(repr(c) for c in self.choices)
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, min_len: int = 0):
+        self.item, self.min_len = item, min_len
+
+    def check(self, key, value):
+        if not isinstance(value, (list, tuple)) or len(value) < self.min_len:
+            self._fail(key, value)
+        return [self.item.check(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+    def describe(self):
+        return f"a list (length >= {self.min_len}) of {self.item.describe()}"
+
+
+class Optional(Spec):
+    def __init__(self, inner: Spec):
+        self.inner = inner
+
+    def check(self, key, value):
+        return None if value is None else self.inner.check(key, value)
+
+    def describe(self):
+        return f"null or {self.inner.describe()}"
+
+
+class Dict(Spec):
+    """A free-form mapping (only its type is checked)."""
+
+    def check(self, key, value):
+        if not isinstance(value, dict):
+            self._fail(key, value)
+        return value
+
+    def describe(self):
+        return "a mapping"
+
+
+SHARED_SCHEMA: dict[str, Spec] = {
+    "seed": Int(min=0),
+    "threads": Int(min=1, max=256),
+    "data_dir": Optional(Str()),
+    "interactive": Bool(),
+    "progress": Bool(),
+    "allow_download": Bool(),
+}
+SHARED_DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "threads": 2,
+    "data_dir": None,
+    "interactive": False,
+    "progress": True,
+    "allow_download": False,
+}
+
+
+# --------------------------------------------------------------------------------------------- paths
+def repo_root() -> Path:
+    """The suite's root folder: ``CBIR_ROOT`` if set, else the checkout holding this package, else cwd."""
+    env = os.environ.get("CBIR_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "params").is_dir():
+            return parent
+    return Path.cwd().resolve()
+
+
+def params_dir() -> Path:
+    return repo_root() / "params"
+
+
+# --------------------------------------------------------------------------------------------- Params
+class Params(Mapping[str, Any]):
+    """Validated parameters of one notebook section merged with the shared keys.
+
+    Access as attributes (``P.seed``) or items (``P["seed"]``). ``profile`` and ``section`` are set; the
+    output folders are derived from the profile: ``out_dir`` = ``outputs/<profile>``, ``figures_dir``,
+    ``tables_dir`` and ``cache_dir`` (= ``outputs/cache``, shared across profiles, keyed by parameters).
+    """
+
+    def __init__(self, values: dict[str, Any], profile: str, section: str):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "section", section)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"no parameter {name!r} in section {self.section!r}; known: {sorted(self._values)}"
+            ) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Params are read-only; pass overrides to cbir.params.load instead")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in sorted(self._values.items()))
+        return f"Params(profile={self.profile!r}, section={self.section!r}, {body})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    @property
+    def out_dir(self) -> Path:
+        return _mkdir(repo_root() / "outputs" / self.profile)
+
+    @property
+    def figures_dir(self) -> Path:
+        return _mkdir(self.out_dir / "figures")
+
+    @property
+    def tables_dir(self) -> Path:
+        return _mkdir(self.out_dir / "tables")
+
+    @property
+    def cache_dir(self) -> Path:
+        return _mkdir(repo_root() / "outputs" / "cache")
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# --------------------------------------------------------------------------------------------- loading
+def section_schema(section: str) -> dict[str, Spec]:
+    """The schema of a notebook section, from ``cbir.schemas.<section>.SCHEMA``."""
+    try:
+        mod = importlib.import_module(f"cbir.schemas.{section}")
+    except ModuleNotFoundError:
+        known = available_sections()
+        raise ParamsError(f"unknown params section {section!r}; known sections: {known}") from None
+    return mod.SCHEMA
+
+
+def available_sections() -> list[str]:
+    folder = Path(__file__).parent / "schemas"
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _validate(values: Mapping[str, Any], schema: Mapping[str, Spec], where: str) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if key not in schema:
+            raise ParamsError(
+                f"unknown key {key!r} in {where}; allowed keys: {sorted(schema)}. "
+                "Fix the spelling or remove it."
+            )
+        try:
+            out[key] = schema[key].check(key, value)
+        except ParamsError as err:
+            raise ParamsError(f"{err} (in {where})") from None
+    return out
+
+
+def read_profile(profile: str) -> dict[str, Any]:
+    """Read ``params/<profile>.yaml`` as a dict (no validation)."""
+    path = params_dir() / f"{profile}.yaml"
+    if not path.exists():
+        avail = sorted(p.stem for p in params_dir().glob("*.yaml"))
+        raise ParamsError(f"profile {profile!r} not found ({path}); available profiles: {avail}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Load and validate the parameters of one notebook section.
+
+    Parameters
+    ----------
+    profile : {"smoke", "medium", "paper"} or the stem of any ``params/*.yaml``
+    section : str
+        Notebook section (``quickstart``, ``rdcnn``, ``latent_hash``, ``drhn``, ``phash``, ``retarget``).
+    overrides : dict, optional
+        Values that replace the profile's (papermill's ``-p overrides '{...}'``). Keys may be plain
+        (``"m"``) or qualified (``"shared.seed"``, ``"rdcnn.m"``).
+
+    Returns
+    -------
+    Params
+        Shared keys (defaults filled in) and every key of the section, validated.
+
+    Raises
+    ------
+    ParamsError
+        Unknown profile/section/key, wrong type or out-of-range value, or a section key missing from the
+        profile; the message names the key, the allowed values and the file to fix.
+    """
+    if not isinstance(profile, str):
+        raise ParamsError(f"profile must be a string such as 'smoke', got {profile!r}")
+    data = read_profile(profile)
+    where = f"params/{profile}.yaml"
+    schema = section_schema(section)
+    shared = {**SHARED_DEFAULTS, **_validate(data.get("shared") or {}, SHARED_SCHEMA, f"{where} [shared]")}
+    sec = _validate(data.get(section) or {}, schema, f"{where} [{section}]")
+
+    for key, value in dict(overrides or {}).items():
+        scope, _, name = key.rpartition(".")
+        if scope not in ("", "shared", section):
+            raise ParamsError(f"override {key!r} targets section {scope!r}, but this notebook reads {section!r}")
+        if name in SHARED_SCHEMA and scope in ("", "shared"):
+            shared.update(_validate({name: value}, SHARED_SCHEMA, "overrides"))
+        elif name in schema:
+            sec.update(_validate({name: value}, schema, "overrides"))
+        else:
+            raise ParamsError(
+                f"unknown override {key!r}; allowed keys: {sorted(set(SHARED_SCHEMA) | set(schema))}"
+            )
+    missing = sorted(set(schema) - set(sec))
+    if missing:
+        raise ParamsError(f"{where} [{section}] is missing key(s) {missing}; add them (see params/smoke.yaml)")
+    return Params({**shared, **sec}, profile, section)
+
+
+def validate_profile(profile: str) -> None:
+    """Validate every section of ``params/<profile>.yaml`` (the runner calls this before any notebook).
+
+    Raises :class:`ParamsError` for an unknown section or any invalid key, so a bad profile fails in
+    seconds rather than in the middle of a run.
+    """
+    data = read_profile(profile)
+    unknown = set(data) - {"shared", *available_sections()}
+    if unknown:
+        raise ParamsError(f"unknown section(s) {sorted(unknown)} in params/{profile}.yaml; "
+                          f"allowed: {['shared', *available_sections()]}")
+    for section in available_sections():
+        load(profile, section)

@@ -1,0 +1,120 @@
+"""Execute the suite's notebooks headlessly with papermill and write the report.
+
+Usage::
+
+    python -m cbir.run --profile smoke            # every notebooks/NN_*.ipynb -> outputs/smoke/
+    python -m cbir.run --profile medium --nb 02   # one notebook (prefix match; comma-separated list allowed)
+    python -m cbir.run --profile smoke --store    # execute IN PLACE: refresh the committed smoke outputs
+
+A failing notebook is reported with its cell and error; the others still run; the exit code is 1 when
+any notebook failed. A summary (notebook, status, seconds) is printed and saved as
+``outputs/<profile>/run_summary.csv``; ``outputs/<profile>/report.md`` collects the paper-vs-ours rows.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cbir.params import PROFILES, ParamsError, repo_root, validate_profile
+
+
+def notebooks(selection: str | None = None) -> list[Path]:
+    """``notebooks/NN_*.ipynb`` sorted; ``selection`` = comma-separated prefixes such as ``"00,02"``."""
+    nbs = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if selection:
+        wanted = [s.strip() for s in selection.split(",") if s.strip()]
+        chosen = [nb for nb in nbs if any(nb.name.startswith(w) for w in wanted)]
+        if not chosen:
+            raise SystemExit(f"no notebook matches NB={selection!r}; available: {[nb.name for nb in nbs]}")
+        return chosen
+    return nbs
+
+
+def _strip_volatile(path: Path) -> None:
+    """Remove papermill's per-cell timing metadata from a stored notebook (keeps diffs reviewable)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    nbformat.write(nb, path)
+
+
+def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
+    import papermill as pm
+
+    out_dir = repo_root() / "outputs" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = nb if store else out_dir / nb.name
+    params = {} if store else {"profile": profile}
+    t0 = time.perf_counter()
+    status, detail = "ok", ""
+    try:
+        pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
+                            cwd=str(nb.parent), progress_bar=False, log_output=False,
+                            execution_timeout=timeout)
+    except pm.PapermillExecutionError as err:
+        status = "FAILED"
+        detail = f"cell {err.cell_index} (exec {err.exec_count}): {err.ename}: {str(err.evalue)[:300]}"
+    except Exception as err:  # noqa: BLE001 - kernel death, bad notebook: report and go on
+        status = "FAILED"
+        detail = f"{type(err).__name__}: {str(err)[:300]}"
+    if store and status == "ok":
+        _strip_volatile(target)
+    return {"notebook": nb.stem, "status": status, "seconds": round(time.perf_counter() - t0, 1),
+            "output": str(target.relative_to(repo_root())), "error": detail}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="smoke", help=f"params profile ({', '.join(PROFILES)})")
+    ap.add_argument("--nb", default=None, help="run only notebooks whose name starts with these (e.g. 02 or 00,03)")
+    ap.add_argument("--store", action="store_true", help="execute in place (refresh committed smoke outputs)")
+    ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    args = ap.parse_args(argv)
+    try:
+        validate_profile(args.profile)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.store and args.profile != "smoke":
+        print("error: --store refreshes the committed notebooks, which hold smoke outputs; use --profile smoke",
+              file=sys.stderr)
+        return 2
+    nbs = notebooks(args.nb)
+    print(f"cbir-repro: {len(nbs)} notebook(s), profile {args.profile!r}"
+          + (" (in place)" if args.store else f" -> outputs/{args.profile}/"), flush=True)
+    rows = []
+    for i, nb in enumerate(nbs, 1):
+        print(f"[{i}/{len(nbs)}] {nb.stem} ...", end=" ", flush=True)
+        row = run_one(nb, args.profile, args.store, args.timeout)
+        rows.append(row)
+        print(f"{row['status']} ({row['seconds']:.1f} s)" + (f"\n      {row['error']}" if row["error"] else ""),
+              flush=True)
+    summary = pd.DataFrame(rows)
+    out_dir = repo_root() / "outputs" / args.profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out_dir / "run_summary.csv", index=False)
+    from cbir.report import build
+
+    md = build(args.profile)
+    print("\nsummary:")
+    print(summary[["notebook", "status", "seconds"]].to_string(index=False))
+    print(f"total {summary['seconds'].sum():.1f} s")
+    if md is not None:
+        print(f"report: {md.relative_to(repo_root())}")
+    failed = summary[summary.status != "ok"]
+    if len(failed):
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed.notebook)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per notebook section, each defining ``SCHEMA`` (see :mod:`cbir.params`)."""
