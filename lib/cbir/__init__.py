@@ -4,3 +4,5 @@ Modules (one job each; see shared/DESIGN.md): params, runtime, data, transforms,
 retarget, index, expansion, metrics, train, cache, plots, report, reported.
 """
 __version__ = "0.1.0"
+
+from cbir import params, runtime  # noqa: E402,F401  (light; the entry points of every notebook)

@@ -156,7 +156,7 @@ def resize_batch(images: np.ndarray | Sequence[np.ndarray], size: int) -> np.nda
             return images
         out = []
         for s in range(0, len(images), 2048):  # chunks bound memory
-            t = torch.from_numpy(np.ascontiguousarray(images[s:s + 2048])).permute(0, 3, 1, 2).float()
+            t = torch.from_numpy(np.array(images[s:s + 2048])).permute(0, 3, 1, 2).float()
             t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             out.append(t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
         return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
