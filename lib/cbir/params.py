@@ -154,7 +154,7 @@ SHARED_SCHEMA: dict[str, Spec] = {
     "seed": Int(min=0),
     "threads": Int(min=1, max=256),
     "data_dir": Optional(Str()),
-    "interactive": Bool(),
+    "interactive": Optional(Bool()),  # null = auto: widgets in JupyterLab, static figures elsewhere
     "progress": Bool(),
     "allow_download": Bool(),
 }
@@ -162,7 +162,7 @@ SHARED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": 2,
     "data_dir": None,
-    "interactive": False,
+    "interactive": None,
     "progress": True,
     "allow_download": False,
 }

@@ -1,0 +1,378 @@
+"""Interactive explorers for JupyterLab (ipywidgets) with static twins for papermill/nbval.
+
+Each explorer precomputes what it needs once (indexes, codes, features) so a widget update only
+searches/renders; ``view(...)`` computes the state shown for given values (used by the widget, the static
+twin and the tests), ``render(...)`` draws it as a matplotlib figure (the static twin) and ``widget()``
+returns the interactive version. Notebooks call :func:`show`, which picks the widget when
+``P.interactive`` is true and the static twin otherwise, so headless runs stay deterministic.
+
+* :class:`RetrievalExplorer` — a query, a method (float cosine, hash codes, two-step, ...) and k: the top-k
+  grid framed green (relevant) / red, P@k and AP of that query, Hamming distances for hash methods.
+* :class:`HashRobustnessExplorer` — an image, a modification and its strength: the modified image, the hash
+  bits, normalised distances to the original for each hash and the CNN cosine distance, beside the radius
+  that maximised F in the benchmark.
+* :class:`RandomFilterExplorer` — k, b and a kernel index of a random depthwise sign network: the kernel,
+  the sign map after each block and the pooled feature (notebook 01's idea).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cbir import index as ix
+from cbir import metrics
+
+
+# --------------------------------------------------------------------------------------------- methods
+@dataclass
+class SearchMethod:
+    """A retrieval method over precomputed database/query representations.
+
+    ``search(q, k)`` returns ``(distances (k,), ids (k,))`` for query row ``q``. Build with
+    :meth:`float_features`, :meth:`binary_codes` or :meth:`from_callable`.
+    """
+
+    name: str
+    search: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+    distance_name: str = "distance"
+    is_hash: bool = False
+
+    @classmethod
+    def float_features(cls, name: str, db: np.ndarray, queries: np.ndarray, metric: str = "cosine") -> "SearchMethod":
+        index = ix.FloatIndex(db.shape[1], metric).add(db)
+        q = ix.as_float32(queries, "queries")
+
+        def search(i: int, k: int):
+            D, I = index.search(q[i:i + 1], k)
+            return D[0], I[0]
+
+        return cls(name, search, f"{metric} distance")
+
+    @classmethod
+    def binary_codes(cls, name: str, db_codes: np.ndarray, q_codes: np.ndarray, n_bits: int) -> "SearchMethod":
+        index = ix.BinaryIndex(n_bits).add(db_codes)
+        q = ix.as_codes(q_codes, "q_codes")
+
+        def search(i: int, k: int):
+            D, I = index.search(q[i:i + 1], k)
+            return D[0], I[0]
+
+        return cls(name, search, "Hamming distance", is_hash=True)
+
+    @classmethod
+    def from_callable(cls, name: str, fn: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+                      distance_name: str = "distance", is_hash: bool = False) -> "SearchMethod":
+        return cls(name, fn, distance_name, is_hash)
+
+
+def _widgets():
+    try:
+        import ipywidgets as w
+    except ImportError as err:  # pragma: no cover - ipywidgets is a dependency
+        raise ImportError("the interactive explorers need ipywidgets (pip install ipywidgets)") from err
+    return w
+
+
+def _display(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+# --------------------------------------------------------------------------------------------- retrieval
+class RetrievalExplorer:
+    """Pick a query, a method and k; see the ranked results, P@k and AP.
+
+    Parameters
+    ----------
+    db_images, db_labels : database images (uint8 NHWC or list) and labels
+    q_images, q_labels : query images and labels
+    methods : sequence of :class:`SearchMethod` (or a mapping name -> method)
+    """
+
+    def __init__(self, db_images: Any, db_labels: np.ndarray, q_images: Any, q_labels: np.ndarray,
+                 methods: Sequence[SearchMethod] | Mapping[str, SearchMethod]):
+        self.db_images, self.db_labels = db_images, np.asarray(db_labels)
+        self.q_images, self.q_labels = q_images, np.asarray(q_labels)
+        ms = list(methods.values()) if isinstance(methods, Mapping) else list(methods)
+        if not ms:
+            raise ValueError("RetrievalExplorer needs at least one SearchMethod")
+        self.methods = {m.name: m for m in ms}
+        self.last_state: dict | None = None
+
+    def view(self, query: int, method: str, k: int) -> dict:
+        """State shown for (query, method, k): ids, distances, relevance, P@k, AP@k (retrieved), time."""
+        if not 0 <= query < len(self.q_labels):
+            raise ValueError(f"query={query} outside [0, {len(self.q_labels) - 1}]")
+        if method not in self.methods:
+            raise ValueError(f"method={method!r}; choose one of {list(self.methods)}")
+        m = self.methods[method]
+        t0 = time.perf_counter()
+        D, I = m.search(query, k)
+        ms = (time.perf_counter() - t0) * 1e3
+        rel = metrics.relevance(I[None], self.q_labels[query:query + 1], self.db_labels)
+        state = {"query": query, "method": method, "k": len(I), "ids": I, "distances": D, "relevant": rel[0],
+                 "precision": metrics.precision_at_k(rel, len(I)),
+                 "ap": float(metrics.average_precision(rel, denominator="retrieved")[0]),
+                 "is_hash": m.is_hash, "distance_name": m.distance_name, "search_ms": ms}
+        self.last_state = state
+        return state
+
+    def render(self, query: int = 0, method: str | None = None, k: int = 8, ncols: int = 8) -> plt.Figure:
+        """Static twin: the query and its top-k, framed green (relevant) / red, as one figure."""
+        method = method or next(iter(self.methods))
+        s = self.view(query, method, k)
+        from cbir.plots import image_grid
+
+        fmt = "{:.0f}" if s["is_hash"] else "{:.3f}"
+        images = [self.q_images[query]] + [self.db_images[j] for j in s["ids"]]
+        titles = ["query"] + [("H=" if s["is_hash"] else "d=") + fmt.format(d) for d in s["distances"]]
+        colors = [None] + ["green" if r else "red" for r in s["relevant"]]
+        return image_grid(images, titles, ncols=min(ncols, len(images)), frame_colors=colors,
+                          suptitle=f"{method}: query {query}, P@{s['k']} = {s['precision']:.2f}, "
+                                   f"AP@{s['k']} = {s['ap']:.2f}")
+
+    def widget(self, k_max: int = 32):
+        """ipywidgets UI: query slider + random button, method dropdown, k slider."""
+        w = _widgets()
+        q = w.IntSlider(0, 0, len(self.q_labels) - 1, description="query")
+        meth = w.Dropdown(options=list(self.methods), description="method")
+        k = w.IntSlider(8, 1, min(k_max, len(self.db_labels)), description="k")
+        rnd = w.Button(description="random query")
+        out = w.Output()
+        rng = np.random.default_rng(0)
+
+        def update(*_):
+            with out:
+                out.clear_output(wait=True)
+                fig = self.render(q.value, meth.value, k.value)
+                _display(fig)
+                plt.close(fig)
+
+        rnd.on_click(lambda _: setattr(q, "value", int(rng.integers(len(self.q_labels)))))
+        for c in (q, meth, k):
+            c.observe(update, names="value")
+        update()
+        box = w.VBox([w.HBox([q, rnd]), w.HBox([meth, k]), out])
+        box.controls = {"query": q, "method": meth, "k": k, "random": rnd}
+        return box
+
+
+# --------------------------------------------------------------------------------------------- hashes
+class HashRobustnessExplorer:
+    """Pick an image, a modification and its strength; see how far each hash (and a CNN) moves.
+
+    Parameters
+    ----------
+    images : list of uint8 RGB images
+    hashes : mapping name -> object with ``hash_batch(images)``, ``normalized_distance(a, b)``, ``n_bits``
+        and ``kind`` (``cbir.hashing.perceptual`` hashes)
+    apply : callable(image, modification, strength) -> image (``cbir.transforms.apply``)
+    modifications : mapping modification -> (min, max, default) strength
+    best_radius : mapping hash name -> radius that maximised F in the benchmark (optional)
+    cnn_features : callable(list of images) -> (n, d) features, optional (cosine distance shown)
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], hashes: Mapping[str, Any],
+                 apply: Callable[[np.ndarray, str, float], np.ndarray],
+                 modifications: Mapping[str, tuple[float, float, float]],
+                 best_radius: Mapping[str, float] | None = None,
+                 cnn_features: Callable[[list[np.ndarray]], np.ndarray] | None = None):
+        self.images, self.hashes, self.apply = list(images), dict(hashes), apply
+        self.modifications = dict(modifications)
+        self.best_radius = dict(best_radius or {})
+        self.cnn_features = cnn_features
+        self._orig_codes = {n: h.hash_batch(self.images) for n, h in self.hashes.items()}
+        self._orig_cnn = cnn_features(self.images) if cnn_features is not None else None
+        self.last_state: dict | None = None
+
+    def view(self, image: int, modification: str, strength: float) -> dict:
+        if modification not in self.modifications:
+            raise ValueError(f"modification={modification!r}; choose one of {list(self.modifications)}")
+        mod = self.apply(self.images[image], modification, strength)
+        rows = []
+        for name, h in self.hashes.items():
+            code = h.hash_batch([mod])
+            d = h.normalized_distance(self._orig_codes[name][image], code[0])
+            r = self.best_radius.get(name)
+            rows.append({"method": name, "distance": d, "best_radius": r,
+                         "match": None if r is None else bool(d <= r)})
+        if self.cnn_features is not None:
+            f = self.cnn_features([mod])[0]
+            o = self._orig_cnn[image]
+            d = float(1 - np.dot(f, o) / max(np.linalg.norm(f) * np.linalg.norm(o), 1e-12))
+            r = self.best_radius.get("cnn")
+            rows.append({"method": "cnn", "distance": d, "best_radius": r,
+                         "match": None if r is None else bool(d <= r)})
+        first = next(iter(self.hashes))
+        bits = None
+        if getattr(self.hashes[first], "kind", "binary") == "binary":
+            n = self.hashes[first].n_bits
+            bits = np.unpackbits(self.hashes[first].hash_batch([mod])[0])[:n]
+        state = {"image": image, "modification": modification, "strength": strength, "modified": mod,
+                 "rows": rows, "bits": bits, "bits_hash": first}
+        self.last_state = state
+        return state
+
+    def render(self, image: int = 0, modification: str | None = None, strength: float | None = None) -> plt.Figure:
+        modification = modification or next(iter(self.modifications))
+        strength = self.modifications[modification][2] if strength is None else strength
+        s = self.view(image, modification, strength)
+        fig, axes = plt.subplots(1, 4, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 1, 0.8, 1.6]})
+        axes[0].imshow(self.images[image]); axes[0].set_title("original", fontsize=9)
+        axes[1].imshow(s["modified"]); axes[1].set_title(f"{modification} ({strength:g})", fontsize=9)
+        if s["bits"] is not None:
+            b = s["bits"]
+            side = int(np.ceil(np.sqrt(len(b))))
+            grid = np.full(side * side, np.nan)
+            grid[:len(b)] = b
+            axes[2].imshow(grid.reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
+            axes[2].set_title(f"{s['bits_hash']} bits", fontsize=9)
+        for ax in axes[:3]:
+            ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
+        names = [r["method"] for r in s["rows"]]
+        vals = [r["distance"] for r in s["rows"]]
+        axes[3].barh(names, vals, color=["tab:green" if r["match"] else "tab:red" if r["match"] is False
+                                         else "tab:gray" for r in s["rows"]])
+        for i, r in enumerate(s["rows"]):
+            if r["best_radius"] is not None:
+                axes[3].plot([r["best_radius"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
+        axes[3].set_xlim(0, max(0.6, max(vals) * 1.1))
+        axes[3].set_xlabel("normalised distance to the original (dashed: best-F radius)")
+        fig.tight_layout()
+        return fig
+
+    def widget(self):
+        w = _widgets()
+        img = w.IntSlider(0, 0, len(self.images) - 1, description="image")
+        mod = w.Dropdown(options=list(self.modifications), description="modification")
+        lo, hi, default = self.modifications[mod.value]
+        st = w.FloatSlider(default, min=lo, max=hi, step=(hi - lo) / 50 or 1, description="strength")
+        out = w.Output()
+
+        def on_mod(change):
+            lo, hi, default = self.modifications[change["new"]]
+            st.unobserve(update, names="value")
+            st.min, st.max = min(lo, st.min), max(hi, st.max)  # widen first: min <= max always holds
+            st.min, st.max, st.step, st.value = lo, hi, (hi - lo) / 50 or 1, default
+            st.observe(update, names="value")
+            update()
+
+        def update(*_):
+            with out:
+                out.clear_output(wait=True)
+                fig = self.render(img.value, mod.value, st.value)
+                _display(fig)
+                plt.close(fig)
+
+        img.observe(update, names="value")
+        st.observe(update, names="value")
+        mod.observe(on_mod, names="value")
+        update()
+        box = w.VBox([w.HBox([img, mod, st]), out])
+        box.controls = {"image": img, "modification": mod, "strength": st}
+        return box
+
+
+# --------------------------------------------------------------------------------------------- RDCNN
+class RandomFilterExplorer:
+    """Pick k, b and a kernel of a random depthwise sign network; see its kernel, sign maps and feature.
+
+    Parameters
+    ----------
+    images : uint8 (N, H, W, 3) images to show (a few)
+    make_net : callable(k, b, m, seed) -> network with ``w1`` (m, C*k*k) kernels, ``sign_maps(images, block)``
+        and ``transform(images)`` (``cbir.models.rdcnn.RandomDepthwiseSignNet``)
+    m : number of kernels in the small teaching network
+    """
+
+    def __init__(self, images: np.ndarray, make_net: Callable[..., Any], m: int = 16, seed: int = 0):
+        self.images, self.make_net, self.m, self.seed = np.asarray(images), make_net, m, seed
+        self._nets: dict[tuple[int, int], Any] = {}
+        self.last_state: dict | None = None
+
+    def _net(self, k: int, b: int):
+        if (k, b) not in self._nets:
+            self._nets[(k, b)] = self.make_net(k=k, b=b, m=self.m, seed=self.seed)
+        return self._nets[(k, b)]
+
+    def view(self, k: int, b: int, kernel: int, image: int = 0) -> dict:
+        if not 0 <= kernel < self.m:
+            raise ValueError(f"kernel={kernel} outside [0, {self.m - 1}]")
+        net = self._net(k, b)
+        x = self.images[image:image + 1]
+        w = net.w1[kernel].detach().cpu().numpy().reshape(-1, k, k)
+        maps = [net.sign_maps(x, block=j)[0, kernel] for j in range(1, b + 1)]
+        feats = np.asarray(net.transform(x))[0]
+        state = {"k": k, "b": b, "kernel": kernel, "image": image, "weights": w, "sign_maps": maps,
+                 "feature": float(feats[kernel]), "features": feats}
+        self.last_state = state
+        return state
+
+    def render(self, k: int = 5, b: int = 2, kernel: int = 0, image: int = 0) -> plt.Figure:
+        s = self.view(k, b, kernel, image)
+        n = 2 + b
+        fig, axes = plt.subplots(1, n + 1, figsize=(2.2 * (n + 1), 2.4))
+        axes[0].imshow(self.images[image]); axes[0].set_title("image", fontsize=9)
+        wv = s["weights"].mean(0)
+        axes[1].imshow(wv, cmap="coolwarm"); axes[1].set_title(f"kernel {kernel} ({k}x{k}, mean over C)", fontsize=8)
+        for j, mp in enumerate(s["sign_maps"]):
+            axes[2 + j].imshow(mp, cmap="gray", vmin=-1, vmax=1)
+            axes[2 + j].set_title(f"sign map, block {j + 1}", fontsize=8)
+        axes[n].bar(np.arange(len(s["features"])), s["features"],
+                    color=["tab:orange" if i == kernel else "tab:blue" for i in range(len(s["features"]))])
+        axes[n].set_title(f"pooled features (kernel {kernel} = {s['feature']:.2f})", fontsize=8)
+        for ax in axes[:n]:
+            ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
+        fig.tight_layout()
+        return fig
+
+    def widget(self, ks: Sequence[int] = (3, 5, 7), bs: Sequence[int] = (1, 2, 3)):
+        w = _widgets()
+        k = w.Dropdown(options=list(ks), value=ks[min(1, len(ks) - 1)], description="k")
+        b = w.Dropdown(options=list(bs), value=bs[0], description="b")
+        kern = w.IntSlider(0, 0, self.m - 1, description="kernel")
+        img = w.IntSlider(0, 0, len(self.images) - 1, description="image")
+        out = w.Output()
+
+        def update(*_):
+            with out:
+                out.clear_output(wait=True)
+                fig = self.render(k.value, b.value, kern.value, img.value)
+                _display(fig)
+                plt.close(fig)
+
+        for c in (k, b, kern, img):
+            c.observe(update, names="value")
+        update()
+        box = w.VBox([w.HBox([k, b]), w.HBox([kern, img]), out])
+        box.controls = {"k": k, "b": b, "kernel": kern, "image": img}
+        return box
+
+
+def is_interactive(setting: bool | None = None) -> bool:
+    """Resolve the ``interactive`` parameter: ``None`` (auto) is true only in a kernel started by a Jupyter
+    server (JupyterLab sets ``JPY_SESSION_NAME``); papermill and nbval start kernels directly, so their
+    runs get the deterministic static twins."""
+    import os
+
+    if setting is not None:
+        return bool(setting)
+    return "JPY_SESSION_NAME" in os.environ
+
+
+def show(explorer: Any, interactive: bool | None, **static_values: Any) -> Any:
+    """The widget when interactive (JupyterLab), else the static twin for ``static_values``.
+
+    ``interactive`` is the profile's setting (``None`` = auto, see :func:`is_interactive`). Returns the
+    widget or the figure, so a notebook can save the figure.
+    """
+    if is_interactive(interactive):
+        box = explorer.widget()
+        _display(box)
+        return box
+    return explorer.render(**static_values)
