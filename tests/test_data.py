@@ -69,7 +69,8 @@ def test_folder_loader_modes_corrupt_and_strict(tmp_path):
     assert any("at least 8x8" in s for s in ds.skipped) and any("cannot decode" in s for s in ds.skipped)
     with pytest.raises(D.ImageDecodeError):
         D.load_dataset(f"folder:{tmp_path / 'imgs'}", "all", strict=True, verbose=False)
-    sized = D.load_dataset(f"folder:{tmp_path / 'imgs'}", "all", image_size=16, verbose=False)
+    with pytest.warns(UserWarning, match="skipped 2"):
+        sized = D.load_dataset(f"folder:{tmp_path / 'imgs'}", "all", image_size=16, verbose=False)
     assert sized.images.shape == (10, 16, 16, 3)
     with pytest.raises(D.DatasetNotFoundError, match="does not exist"):
         D.load_dataset(f"folder:{tmp_path / 'nope'}", verbose=False)

@@ -1,0 +1,573 @@
+"""Depth x bits sweep of the Deep Residual Hashing Network (Jiménez Lepe thesis, chapter 5).
+
+One DRHN (:mod:`cbir.models.drhn`) is trained from scratch per grid cell ``(n, bits)`` — the hash layer
+sits inside the network and is learnt only through the classification loss, so a trunk cannot be shared
+across bit lengths. Each cell is trained with the shared loop :func:`cbir.train.fit` (seeded, per-epoch
+checkpoints in the cache, resume after an interruption, model selection on a validation split carved from
+the *training* images — never on the test set), then evaluated:
+
+* classification accuracy on the test split (Tables 5.1/5.6, Eq. 5.5);
+* codes ``H > 0.5`` (Eq. 4.7) for the database (all training images) and the queries (the test split);
+  Hamming ranking through :class:`cbir.index.BinaryIndex`; mAP@k with the "retrieved" denominator of
+  Eq. 5.3 and P@k of Eq. 5.1 (Tables 5.3/5.7, Figs. 5.5/5.6);
+* seconds per training epoch (Table 5.4, measured while training) and milliseconds to generate one code
+  (Table 5.5, measured on the running machine, one image at a time).
+
+Results come back as tidy DataFrames (:class:`SweepResult`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cbir import cache, metrics
+from cbir.hashing import pack_bits
+from cbir.index import BinaryIndex
+from cbir.models.drhn import DRHN, count_parameters, mirror, pixel_mean, to_tensor
+
+#: Parameters that change a trained cell (everything else — e.g. plots — can change freely).
+TRAIN_KEYS = ("dataset", "image_size", "n_per_class_train", "val_fraction", "epochs", "batch_size", "lr",
+              "momentum", "weight_decay", "lr_drop_epochs", "lr_drop_factor", "augment", "seed")
+
+
+# ------------------------------------------------------------------------------------------- data
+@dataclass
+class SweepData:
+    """Training/validation split, retrieval database and queries (uint8 NHWC images, int64 labels).
+
+    ``x_db`` is every training image (train + validation, the thesis/DLBHC protocol: training set as
+    database) and ``x_query`` the test split.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_db: np.ndarray
+    y_db: np.ndarray
+    x_query: np.ndarray
+    y_query: np.ndarray
+    classes: list[str]
+    dataset: str
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def protocol(self, P: Mapping[str, Any] | None = None, map_k: int | None = None) -> str:
+        """One line with dataset, split sizes, relevance rule, metric variant, profile and seed."""
+        line = (f"{self.dataset}: train {len(self.y_train)} + val {len(self.y_val)} (model selection), "
+                f"database {len(self.y_db)} (all training images), queries {len(self.y_query)} (test split); "
+                f"relevant = same class label; Hamming ranking of H>0.5 codes; "
+                f"mAP@{map_k if map_k else 'k'} with the 'retrieved' denominator (Eq. 5.3)")
+        if P is not None:
+            line += f"; profile {getattr(P, 'profile', None) or P.get('profile', '?')}, seed {P['seed']}"
+        return line
+
+
+def split_train_val(labels: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of training indices into (train, validation), deterministic in ``seed``.
+
+    Each class keeps ``round(val_fraction * count)`` (at least 1) items for validation.
+
+    Returns
+    -------
+    train_idx, val_idx : sorted int64 arrays that partition ``arange(len(labels))``.
+    """
+    labels = np.asarray(labels)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must be in (0, 1); set drhn.val_fraction in params")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(labels))
+    order = perm[np.argsort(labels[perm], kind="stable")]
+    lab = labels[order]
+    first = np.searchsorted(lab, lab, side="left")
+    rank = np.arange(len(lab)) - first
+    counts = np.bincount(lab)[lab]
+    n_val = np.maximum(1, np.round(val_fraction * counts)).astype(int)
+    is_val = rank < n_val
+    if is_val.all():
+        raise ValueError(f"val_fraction={val_fraction} leaves no training images; use more images per class")
+    return np.sort(order[~is_val]).astype(np.int64), np.sort(order[is_val]).astype(np.int64)
+
+
+def prepare_data(P: Mapping[str, Any], verbose: bool = True) -> SweepData:
+    """Load ``P['dataset']`` (train and test splits) and carve the validation split (see :class:`SweepData`)."""
+    from cbir.data import load_dataset
+
+    kw = dict(seed=int(P["seed"]), data_dir=P.get("data_dir"), image_size=int(P["image_size"]), verbose=verbose)
+    tr = load_dataset(P["dataset"], "train", n_per_class=P["n_per_class_train"], **kw)
+    te = load_dataset(P["dataset"], "test", n_per_class=P["n_per_class_test"], **kw)
+    if not isinstance(tr.images, np.ndarray):
+        raise TypeError(f"dataset {P['dataset']!r} has ragged images; set drhn.image_size so they are resized")
+    itr, iva = split_train_val(tr.labels, float(P["val_fraction"]), int(P["seed"]))
+    return SweepData(tr.images[itr], tr.labels[itr], tr.images[iva], tr.labels[iva], tr.images, tr.labels,
+                     te.images, te.labels, list(tr.classes), P["dataset"], tr.source)
+
+
+# ------------------------------------------------------------------------------------------- training
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float
+                   ) -> torch.optim.Optimizer:
+    """SGD with momentum and the Lasagne recipe's L2 penalty ``weight_decay * sum(W**2)``.
+
+    Lasagne regularises only weight matrices/kernels (not biases or BN), and its penalty's gradient is
+    ``2 * weight_decay * W``, so torch's ``weight_decay`` is set to ``2 * weight_decay`` on those tensors.
+    """
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": 2.0 * weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=momentum)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, drop_epochs: Sequence[int], factor: float):
+    """Step schedule: lr times ``factor`` after each epoch in ``drop_epochs`` (recipe: 41 and 61; thesis
+    stops at 43, so one drop). Stepped once per epoch."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sorted(int(e) for e in drop_epochs),
+                                                gamma=factor)
+
+
+def cell_params(P: Mapping[str, Any], n: int, bits: int, data: SweepData) -> dict[str, Any]:
+    """Everything a trained cell depends on (the cache key)."""
+    out = {k: P[k] for k in TRAIN_KEYS}
+    out.update(n=int(n), bits=int(bits), num_classes=data.num_classes,
+               train_labels=data.y_train, val_labels=data.y_val, model="DRHN-v1")
+    return out
+
+
+@dataclass
+class TrainedCell:
+    """A trained (n, bits) cell: model with the selected weights, per-epoch history and timing."""
+
+    n: int
+    bits: int
+    model: DRHN
+    history: pd.DataFrame
+    best_epoch: int
+    sec_per_epoch: float
+    timing_device: str
+    mean: np.ndarray
+    from_cache: bool
+
+
+def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device: torch.device | None = None,
+               cache_dir: str | Path | None = None, progress: bool = True,
+               stop_after: int | None = None) -> TrainedCell:
+    """Train DRHN-``n`` with ``bits`` hash units on ``data`` (or load it from the cache).
+
+    Cross-entropy (Eq. 5.4), SGD with momentum and a step learning-rate schedule (:func:`make_optimizer`,
+    :func:`make_scheduler`), mirror augmentation, ``P['epochs']`` epochs. The weights kept are those of the
+    epoch with the best *validation* accuracy (the validation split is part of the training images).
+    Checkpoints go to ``<cache>/drhn_ckpt-<key>/`` after every epoch, so a killed run resumes there.
+    ``stop_after`` (epochs in this call) simulates an interruption: it raises ``InterruptedError``
+    after saving the checkpoint; the next call resumes.
+    """
+    from cbir.runtime import describe_device
+    from cbir.train import fit
+
+    device = device or torch.device("cpu")
+    cache_dir = Path(cache_dir or P.cache_dir)
+    params = cell_params(P, n, bits, data)
+    model_path = cache.artifact_path(cache_dir, "drhn_model", params, "pt")
+    mean = pixel_mean(data.x_train)
+    model = DRHN(n, bits, data.num_classes)
+    if model_path.exists():
+        blob = cache.load_torch(model_path)
+        model.load_state_dict(blob["state"])
+        hist = pd.DataFrame({k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in blob["history"].items()})
+        return TrainedCell(n, bits, model.to(device).eval(), hist, int(blob["best_epoch"]),
+                           float(blob["sec_per_epoch"]), str(blob["timing_device"]), mean, True)
+    ckpt_dir = cache.artifact_path(cache_dir, "drhn_ckpt", params, "d")
+    torch.manual_seed(int(P["seed"]))
+    model = DRHN(n, bits, data.num_classes)  # re-created after seeding: initial weights depend on seed only
+    opt = make_optimizer(model, float(P["lr"]), float(P["momentum"]), float(P["weight_decay"]))
+    t0 = time.perf_counter()
+    res = fit(model, (to_tensor(data.x_train, mean), torch.as_tensor(data.y_train)),
+              loss_fn=nn.CrossEntropyLoss(), optimizer=opt, epochs=int(P["epochs"]),
+              scheduler=lambda o: make_scheduler(o, P["lr_drop_epochs"], float(P["lr_drop_factor"])),
+              batch_size=int(P["batch_size"]), seed=int(P["seed"]),
+              val_data=(to_tensor(data.x_val, mean), torch.as_tensor(data.y_val)),
+              augment=mirror if P["augment"] == "mirror" else None, ckpt_dir=ckpt_dir,
+              desc=f"DRHN-{n} {bits} bits", device=device, progress=progress, stop_after=stop_after)
+    wall = time.perf_counter() - t0
+    hist = res.history.reset_index(drop=True)
+    if len(hist) < int(P["epochs"]):  # stopped early on purpose (stop_after): nothing cached yet
+        raise InterruptedError(f"DRHN-{n} {bits} bits stopped after epoch {len(hist)} of {P['epochs']}; "
+                               f"rerun to resume from {ckpt_dir}")
+    sec_per_epoch = float(hist["seconds"].mean()) if len(hist) else wall
+    model = res.model  # fit loaded the weights of the best validation epoch
+    best_epoch = int(res.best_epoch)
+    cache.save_torch_atomic({"state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                             "history": {c: torch.tensor(hist[c].to_numpy(dtype=np.float64, copy=True))
+                                         for c in hist.columns if pd.api.types.is_numeric_dtype(hist[c])},
+                             "best_epoch": best_epoch, "sec_per_epoch": sec_per_epoch,
+                             "timing_device": describe_device(device)}, model_path)
+    return TrainedCell(n, bits, model.to(device).eval(), hist, best_epoch, sec_per_epoch,
+                       describe_device(device), mean, False)
+
+
+# ------------------------------------------------------------------------------------------- inference
+@torch.no_grad()
+def hash_activations(model: DRHN, images: np.ndarray, mean: np.ndarray, batch_size: int = 500,
+                     device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hash-layer activations H (N, bits) float32 and class logits (N, K) float32, eval mode, batched."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    hs, logits = [], []
+    for s in range(0, len(images), batch_size):
+        x = to_tensor(images[s:s + batch_size], mean).to(device)
+        h = torch.sigmoid(model.hash(model.pooled(x)))
+        hs.append(h.cpu())
+        logits.append(model.classifier(h).cpu())
+    return torch.cat(hs).numpy().astype(np.float32), torch.cat(logits).numpy().astype(np.float32)
+
+
+def ms_per_code(model: DRHN, images: np.ndarray, mean: np.ndarray, device: torch.device | None = None,
+                warmup: int = 3) -> float:
+    """Median milliseconds to turn one image into its binary code (Table 5.5), one image per call.
+
+    Includes the uint8 -> tensor conversion, the forward pass to H and the thresholding (Eq. 4.7).
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    times = []
+    for i in range(len(images) + warmup):
+        img = images[i % len(images)][None]
+        t0 = time.perf_counter()
+        code = model.codes(to_tensor(img, mean).to(device))
+        if device.type == "cuda":  # pragma: no cover - GPU only
+            torch.cuda.synchronize()
+        _ = code.cpu()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+def retrieval_eval(codes_db: np.ndarray, y_db: np.ndarray, codes_q: np.ndarray, y_q: np.ndarray,
+                   n_bits: int, map_k: int, ks: Sequence[int]) -> tuple[dict[str, float], np.ndarray]:
+    """Hamming ranking of packed codes, mAP@k (Eq. 5.3, 'retrieved' denominator) and P@k (Eq. 5.1).
+
+    Returns
+    -------
+    scores : dict with ``map_at_k`` and ``p_at_<k>`` for each k
+    rankings : int64 (Q, min(map_k, N)) database indices, sorted by (distance, index)
+    """
+    k = min(int(map_k), len(y_db))
+    _, I = BinaryIndex(n_bits).add(codes_db).search(codes_q, k)
+    rel = metrics.relevance(I, y_q, y_db)
+    out = {"map_at_k": metrics.map_at_k(rel, k, denominator="retrieved")}
+    for kk in ks:
+        if kk <= k:
+            out[f"p_at_{int(kk)}"] = metrics.precision_at_k(rel, int(kk))
+    return out, I
+
+
+def evaluate_cell(cell: TrainedCell, data: SweepData, P: Mapping[str, Any], cache_dir: str | Path | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Codes, logits and rankings of one trained cell (cached by the cell's parameters + eval settings)."""
+    cache_dir = Path(cache_dir or P.cache_dir)
+    params = {**cell_params(P, cell.n, cell.bits, data), "n_per_class_test": P["n_per_class_test"],
+              "query_labels": data.y_query, "map_k": int(P["map_k"]), "eval": "v1"}
+
+    def compute() -> dict[str, np.ndarray]:
+        h_db, _ = hash_activations(cell.model, data.x_db, cell.mean)
+        h_q, logits_q = hash_activations(cell.model, data.x_query, cell.mean)
+        codes_db, codes_q = pack_bits((h_db > 0.5).astype(np.uint8)), pack_bits((h_q > 0.5).astype(np.uint8))
+        _, I = retrieval_eval(codes_db, data.y_db, codes_q, data.y_query, cell.bits, int(P["map_k"]), [1])
+        return {"codes_db": codes_db, "codes_q": codes_q, "h_q": h_q, "logits_q": logits_q, "rankings": I}
+
+    return cache.cached_npz("drhn_eval", params, compute, cache_dir, verbose=False)
+
+
+# ------------------------------------------------------------------------------------------- sweep
+@dataclass
+class SweepResult:
+    """Outputs of :func:`run_sweep`.
+
+    Attributes
+    ----------
+    cells : DataFrame, one row per (n, bits): ``n, bits, n_params, depth_layers, test_acc_pct,
+        best_val_acc_pct, best_epoch, map_at_k_pct, p_at_<k>_pct..., sec_per_epoch, timing_device,
+        ms_per_code, code_device, from_cache``.
+    curves : long DataFrame ``n, bits, k, precision_pct`` (Figs. 5.5/5.6).
+    histories : long DataFrame of the per-epoch training history with ``n, bits`` columns.
+    trained : dict (n, bits) -> :class:`TrainedCell`; evals : dict (n, bits) -> arrays of
+        :func:`evaluate_cell`.
+    """
+
+    cells: pd.DataFrame
+    curves: pd.DataFrame
+    histories: pd.DataFrame
+    trained: dict = field(repr=False, default_factory=dict)
+    evals: dict = field(repr=False, default_factory=dict)
+
+
+def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None = None,
+              cache_dir: str | Path | None = None, progress: bool = True,
+              log: Callable[[str], None] | None = print) -> SweepResult:
+    """Train and evaluate every ``(n, bits)`` cell of ``P['depths'] x P['bits']``; cached per cell.
+
+    Parameters
+    ----------
+    P : Params of the ``drhn`` section (``depths``, ``bits``, training and evaluation keys).
+    data : :class:`SweepData` from :func:`prepare_data`.
+    device : torch device (default CPU).
+    cache_dir : default ``P.cache_dir``.
+
+    Returns
+    -------
+    SweepResult
+    """
+    from cbir.runtime import describe_device
+
+    device = device or torch.device("cpu")
+    for key, grid in (("depths", P["depths"]), ("bits", P["bits"])):
+        if len(set(grid)) != len(grid):
+            raise ValueError(f"drhn.{key}={list(grid)} has duplicates; list each value once")
+    k = min(int(P["map_k"]), len(data.y_db))
+    ks = [int(x) for x in P["precision_ks"] if int(x) <= k]
+    rows, curves, hists, trained, evals = [], [], [], {}, {}
+    timing_imgs = data.x_query[: int(P["timing_images"])]
+    for n in P["depths"]:
+        for bits in P["bits"]:
+            cell = train_cell(int(n), int(bits), data, P, device, cache_dir, progress)
+            ev = evaluate_cell(cell, data, P, cache_dir)
+            rel = metrics.relevance(ev["rankings"], data.y_query, data.y_db)
+            pk = metrics.precision_curve(rel, ks)
+            acc = float((ev["logits_q"].argmax(1) == data.y_query).mean())
+            hist = cell.history
+            val_col = "val_score" if "val_score" in hist.columns else None
+            row = {"n": int(n), "bits": int(bits), "n_params": count_parameters(cell.model),
+                   "depth_layers": 12 * int(n) + 3, "test_acc_pct": 100 * acc,
+                   "best_val_acc_pct": 100 * float(hist[val_col].max()) if val_col else np.nan,
+                   "best_epoch": cell.best_epoch,
+                   "map_at_k_pct": 100 * metrics.map_at_k(rel, k, denominator="retrieved"),
+                   **{f"p_at_{kk}_pct": 100 * v for kk, v in zip(ks, pk)},
+                   "sec_per_epoch": cell.sec_per_epoch, "timing_device": cell.timing_device,
+                   "ms_per_code": ms_per_code(cell.model, timing_imgs, cell.mean, device),
+                   "code_device": describe_device(device), "from_cache": cell.from_cache}
+            rows.append(row)
+            curves.append(pd.DataFrame({"n": int(n), "bits": int(bits), "k": ks, "precision_pct": 100 * pk}))
+            hists.append(hist.assign(n=int(n), bits=int(bits)))
+            trained[(int(n), int(bits))], evals[(int(n), int(bits))] = cell, ev
+            if log:
+                log(f"DRHN-{n} {bits:>3} bits: test acc {row['test_acc_pct']:.2f}%  mAP@{k} "
+                    f"{row['map_at_k_pct']:.2f}%  ({'cached' if cell.from_cache else 'trained'})")
+    return SweepResult(pd.DataFrame(rows), pd.concat(curves, ignore_index=True),
+                       pd.concat(hists, ignore_index=True), trained, evals)
+
+
+def grid_table(cells: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Pivot a cell column into the thesis' layout: rows ``DRHN-n``, columns ``<bits> bits``."""
+    t = cells.pivot(index="n", columns="bits", values=value).sort_index()
+    t.index = [f"DRHN-{i}" for i in t.index]
+    t.columns = [f"{b} bits" for b in t.columns]
+    return t
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (K, K): rows true class, columns predicted class (Fig. 5.4)."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+@torch.no_grad()
+def first_layer_maps(model: DRHN, image: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First-layer filters (16, 3, 3, 3) and activation maps (16, H, W) of one image (Fig. 4.3)."""
+    model.eval()
+    x = to_tensor(image[None], mean).to(next(model.parameters()).device)
+    return (model.stem[0].weight.detach().cpu().numpy(), model.stem(x)[0].cpu().numpy())
+
+
+# ------------------------------------------------------------------------------------------- tables
+def architecture_table(model: DRHN, image_size: int = 32) -> pd.DataFrame:
+    """Table 4.1 rebuilt from the module: layer, convolution dims (filters x channels x 3 x 3), output dims."""
+    rows = []
+    x = torch.zeros(1, model.stem[0].in_channels, image_size, image_size)
+    model.eval()
+    with torch.no_grad():
+        h = model.stem(x)
+        w = model.stem[0].weight.shape
+        rows.append(("BN(ReLU(conv(x, w1)))", "x".join(map(str, w)), "x".join(map(str, h.shape[1:]))))
+        for g in model.groups:
+            first = g[0]
+            grow = first.conv1.in_channels != first.conv1.out_channels
+            h = g(h)
+            dims = (f"*{'x'.join(map(str, first.conv1.weight.shape))}, {'x'.join(map(str, first.conv2.weight.shape))}"
+                    if grow else "x".join(map(str, first.conv2.weight.shape)))
+            rows.append((f"Residual Group (n={model.n})" + (" with inc. dim." if grow else ""), dims,
+                         "x".join(map(str, h.shape[1:]))))
+        rows.append(("Average Pooling Layer", "", str(h.shape[1])))
+        rows.append(("Hash Layer (sigmoid, Eq. 4.6)", f"{model.bits}x{h.shape[1]}", str(model.bits)))
+        rows.append(("Fully Connected Layer with Softmax", f"{model.num_classes}x{model.bits}", str(model.num_classes)))
+    return pd.DataFrame(rows, columns=["layer", "convolution dim.", "output dim."])
+
+
+def parameter_table(depths: Sequence[int], bits: int = 48, num_classes: int = 10) -> pd.DataFrame:
+    """Parameters and weight layers of DRHN-n (closed form, checked against the module in the tests)."""
+    from cbir.models.drhn import expected_parameters
+
+    return pd.DataFrame({"n": list(depths), "weight_layers": [12 * n + 3 for n in depths],
+                         "params": [expected_parameters(n, bits, num_classes) for n in depths],
+                         "params_millions": [expected_parameters(n, bits, num_classes) / 1e6 for n in depths]})
+
+
+def comparable_to_thesis(P: Mapping[str, Any]) -> bool:
+    """The thesis' numbers are comparable only on the official CIFAR-10/100 arrays, full training set, 43
+    epochs (the ``paper`` profile); smaller runs are reported side by side as *not comparable*."""
+    return P["dataset"] in ("cifar10", "cifar100") and P["n_per_class_train"] is None and int(P["epochs"]) >= 43
+
+
+def paper_rows(cells: pd.DataFrame, P: Mapping[str, Any], data: SweepData, scale: str) -> list[dict]:
+    """Paper-vs-ours rows: accuracy (Table 5.1/5.6), mAP@1000 (5.3/5.7), s/epoch (5.4), ms/code (5.5), params.
+
+    The thesis' table is chosen by the number of classes (10: CIFAR-10 tables, 100: CIFAR-100 tables).
+    """
+    from cbir import reported
+    from cbir.models.drhn import expected_parameters
+
+    rep = reported.load("03_drhn")
+    ds_name = "cifar100" if data.num_classes == 100 else "cifar10"
+    comp = comparable_to_thesis(P)
+    k = min(int(P["map_k"]), len(data.y_db))
+    proto = data.protocol(P, k)
+    why = ("" if comp else f"our scale: {scale}; thesis: official CIFAR-10/100, 50k train / 10k test, 43 epochs")
+
+    def lookup(source, setting, metric):
+        sel = rep[(rep.source == source) & (rep.dataset == ds_name) & (rep.setting == setting) & (rep.metric == metric)]
+        return float(sel.value.iloc[0]) if len(sel) == 1 else None
+
+    acc_src, map_src = ("Table 5.6", "Table 5.7") if ds_name == "cifar100" else ("Table 5.1", "Table 5.3")
+    rows = [{"claim": "DRHN-15 has about 8 million parameters", "source": "Chapter 1", "metric": "params (millions)",
+             "reported": lookup("Chapter 1", "n=15", "n_params_millions"),
+             "ours": expected_parameters(15, 48, 10) / 1e6, "tolerance": 0.1, "comparable": True,
+             "scale": "architecture only (48 bits, 10 classes)", "protocol": "count of trainable parameters",
+             "note": "conv weights without bias + BN gamma/beta + hash + softmax layers"}]
+    for r in cells.itertuples():
+        setting = f"n={r.n},bits={r.bits}"
+        rows.append({"claim": f"DRHN-{r.n} {r.bits} bits classification accuracy", "source": acc_src,
+                     "metric": "accuracy_pct", "reported": lookup(acc_src, setting, "accuracy_pct"),
+                     "ours": r.test_acc_pct, "tolerance": 1.0, "comparable": comp, "scale": scale,
+                     "protocol": proto, "note": why})
+        rows.append({"claim": f"DRHN-{r.n} {r.bits} bits retrieval mAP@{k} (thesis: mAP@1000)", "source": map_src,
+                     "metric": f"map_at_{k}_pct", "reported": lookup(map_src, setting, "map_at_1000_pct"),
+                     "ours": r.map_at_k_pct, "tolerance": 1.0, "comparable": comp and k == 1000, "scale": scale,
+                     "protocol": proto, "note": why})
+        rows.append({"claim": f"DRHN-{r.n} {r.bits} bits time to generate one code", "source": "Table 5.5",
+                     "metric": "ms_per_code", "reported": lookup("Table 5.5", setting, "ms_per_code"),
+                     "ours": r.ms_per_code, "tolerance": 0.0, "comparable": False, "scale": scale,
+                     "protocol": f"one image per forward pass, median, {r.code_device}",
+                     "note": "hardware-dependent (thesis GPU not named)"})
+    for n, g in cells.groupby("n"):
+        rows.append({"claim": f"DRHN-{n} training time per epoch", "source": "Table 5.4", "metric": "sec_per_epoch",
+                     "reported": lookup("Table 5.4", f"n={n}", "sec_per_epoch"),
+                     "ours": float(g.sec_per_epoch.mean()), "tolerance": 0.0, "comparable": False, "scale": scale,
+                     "protocol": f"{len(data.y_train)} training images per epoch, {g.timing_device.iloc[0]}",
+                     "note": "hardware- and training-set-size-dependent (thesis: 100k mirrored images per epoch, GPU)"})
+    return [r for r in rows if r["reported"] is not None]
+
+
+# ------------------------------------------------------------------------------------------- figures
+def plot_heatmap(table: pd.DataFrame, title: str, fmt: str = ".1f", ax=None):
+    """Heatmap of an ``n x bits`` table (Tables 5.1/5.3 layout). Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.2 * table.shape[1] + 2, 0.5 * table.shape[0] + 1.5))
+    else:
+        fig = ax.figure
+    sns.heatmap(table.astype(float), annot=True, fmt=fmt, cmap="viridis", cbar=False, ax=ax)
+    ax.set_title(title)
+    return fig, ax
+
+
+def plot_history(hist: pd.DataFrame, title: str):
+    """Loss and accuracy per epoch (Figs. 5.2/5.3): training loss, training and validation accuracy."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a1.plot(hist.epoch, hist.train_loss, "o-", label="train loss")
+    a1.set_xlabel("epoch"); a1.set_ylabel("cross-entropy"); a1.legend()
+    a2.plot(hist.epoch, 100 * hist.train_acc, "o-", label="train accuracy")
+    if "val_score" in hist and hist.val_score.notna().any():
+        a2.plot(hist.epoch, 100 * hist.val_score, "s-", label="validation accuracy")
+    a2.set_xlabel("epoch"); a2.set_ylabel("%"); a2.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig, (a1, a2)
+
+
+def plot_precision_curves(curves: pd.DataFrame):
+    """Precision vs number of retrieved images, one panel per bit length (Figs. 5.5/5.6)."""
+    import matplotlib.pyplot as plt
+
+    bits = sorted(curves.bits.unique())
+    fig, axes = plt.subplots(1, len(bits), figsize=(3.6 * len(bits), 3.2), squeeze=False, sharey=True)
+    for ax, b in zip(axes[0], bits):
+        for n, g in curves[curves.bits == b].groupby("n"):
+            ax.plot(g.k, g.precision_pct, "o-", label=f"DRHN-{n}")
+        ax.set_xscale("log"); ax.set_title(f"{b} bits"); ax.set_xlabel("retrieved images k")
+    axes[0, 0].set_ylabel("precision@k (%)"); axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_first_layer(image: np.ndarray, filters: np.ndarray, maps: np.ndarray):
+    """Input, the 16 first-layer filters and their activation maps (Fig. 4.3)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 16, figsize=(16, 3.4))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    axes[0, 0].imshow(image, interpolation="nearest"); axes[0, 0].set_title("input", fontsize=8)
+    f = filters.transpose(0, 2, 3, 1)
+    f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
+    for i in range(min(16, len(filters))):
+        axes[1, i].imshow(f[i], interpolation="nearest")
+        axes[2, i].imshow(maps[i], cmap="gray", interpolation="nearest")
+    axes[1, 0].set_title("filters 16x3x3x3", fontsize=8, loc="left")
+    axes[2, 0].set_title("BN-ReLU activations 16x32x32", fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_code(image: np.ndarray, h: np.ndarray, title: str = ""):
+    """One image, its hash-layer activations H and the code H > 0.5 (Fig. 4.4)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 2.2), gridspec_kw={"width_ratios": [1, 6]})
+    a0.imshow(image, interpolation="nearest"); a0.set_axis_off()
+    colors = np.where(h > 0.5, "tab:blue", "tab:gray")
+    a1.bar(np.arange(len(h)), h, color=colors)
+    a1.axhline(0.5, color="k", lw=0.8, ls="--")
+    a1.set_ylim(0, 1); a1.set_xlabel("hash unit"); a1.set_ylabel("H (sigmoid)")
+    a1.set_title(title + "  code: " + "".join(str(int(v > 0.5)) for v in h), fontsize=8, family="monospace")
+    fig.tight_layout()
+    return fig, (a0, a1)
+
+
+def short_name(name: str, width: int = 10) -> str:
+    """Class name shortened for figure titles, keeping both ends (``synthetic_7`` -> ``syn..tic_7``)."""
+    return name if len(name) <= width else name[:3] + ".." + name[-(width - 5):]
+
+
+def retrieval_grid(data: SweepData, rankings: np.ndarray, query_ids: Sequence[int], top: int = 10,
+                   suptitle: str | None = None):
+    """Queries (first column) and their top-``top`` database images; green = same class (Figs. 5.7-5.9)."""
+    from cbir.plots import image_grid
+
+    imgs, titles, frames = [], [], []
+    for q in query_ids:
+        imgs.append(data.x_query[q]); titles.append(f"query: {short_name(data.classes[data.y_query[q]])}"); frames.append("black")
+        for j in rankings[q, :top]:
+            imgs.append(data.x_db[j]); titles.append(short_name(data.classes[data.y_db[j]]))
+            frames.append("tab:green" if data.y_db[j] == data.y_query[q] else "tab:red")
+    return image_grid(imgs, titles, ncols=top + 1, frame_colors=frames, suptitle=suptitle)

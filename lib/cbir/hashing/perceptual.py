@@ -1,0 +1,350 @@
+"""Perceptual image hashes (Gaillard et al. 2018, Sec. 3.3; Zauner 2010).
+
+One interface, :class:`PerceptualHash`, over
+
+* OpenCV contrib ``cv2.img_hash`` implementations of the three pHash-library hashes the paper benchmarks:
+  ``PHash`` (DCT, 64 bits), ``MarrHildrethHash`` (Laplacian of Gaussian, 576 bits) and
+  ``RadialVarianceHash`` (Radon projections, 40 one-byte DCT coefficients compared by peak
+  cross-correlation);
+* :class:`FastDCTHash`, a batched NumPy re-implementation of OpenCV's ``PHash`` (resize to 32 x 32, luma,
+  2-D DCT-II as two matrix products over the whole batch, 8 x 8 low frequencies, DC set to 0, threshold at
+  the mean); its bit agreement with OpenCV is measured by :func:`bit_agreement`;
+* the ``imagehash`` package's aHash / dHash / pHash / wHash as extra baselines.
+
+Conventions (DESIGN.md): images are ``uint8`` RGB (H, W, 3) arrays (see
+:func:`cbir.transforms.as_rgb_uint8` for the accepted modes); binary codes are returned PACKED,
+``np.packbits(bits, axis=1)`` (big-endian within a byte), shape (N, ceil(n_bits / 8)); bit ``i`` of our
+code is bit ``i`` of OpenCV's code (OpenCV stores bit ``i`` at position ``i % 8`` counted from the least
+significant bit; we convert). Distances: Hamming for binary hashes, normalised by the number of bits;
+for the radial-variance hash ``1 - peak cross-correlation`` (pHash's ``ph_crosscorr``; the paper's
+``pHashRis`` uses the same ``1 - r``), clipped to [0, 1].
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from cbir.transforms import as_rgb_uint8
+
+__all__ = [
+    "PerceptualHash",
+    "OpenCVHash",
+    "FastDCTHash",
+    "ImageHashBaseline",
+    "make_hash",
+    "HASH_NAMES",
+    "PAPER_RADIUS_GRIDS",
+    "dct_matrix",
+    "bit_agreement",
+    "hamming_matrix",
+    "peak_crosscorr_matrix",
+]
+
+#: The paper's normalised radius grids (Figs. 5-7, pHashRis ``benchmark/config.sh``).
+PAPER_RADIUS_GRIDS: dict[str, np.ndarray] = {
+    "dct": np.round(np.arange(0, 12) / 32.0, 6),  # 0 .. 0.34375 step 1/32
+    "mh": np.round(np.arange(0, 91) * 0.005, 6),  # 0 .. 0.45 step 0.005
+    "rv": np.round(np.arange(0, 35) * 0.005, 6),  # 0 .. 0.17 step 0.005
+}
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _as_image_list(images: Any) -> list[np.ndarray] | np.ndarray:
+    """Validate a batch: (N, H, W, 3) uint8 array (returned as is) or a sequence of single images."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        if images.dtype != np.uint8 or images.shape[3] != 3:
+            raise TypeError(
+                f"image batch must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}; "
+                "convert with cbir.transforms.as_rgb_uint8 per image"
+            )
+        as_rgb_uint8(images[0], name="images[0]") if len(images) else None  # size check
+        return np.ascontiguousarray(images)
+    if isinstance(images, (np.ndarray, Image.Image)):
+        raise TypeError(
+            "hash_batch expects a batch (N, H, W, 3) or a list of images; wrap a single image as [image]"
+        )
+    return [as_rgb_uint8(im, name=f"images[{i}]") for i, im in enumerate(images)]
+
+
+def _opencv_bits_to_packed(raw: np.ndarray) -> np.ndarray:
+    """OpenCV stores bit i at (byte i // 8, LSB-first); return our big-endian packed layout."""
+    bits = np.unpackbits(raw, axis=1, bitorder="little")
+    return np.packbits(bits, axis=1)
+
+
+def hamming_matrix(codes_q: np.ndarray, codes_b: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """All-pairs Hamming distances of packed codes, int32 (Q, B); popcount of XOR by lookup table."""
+    codes_q = np.ascontiguousarray(codes_q, dtype=np.uint8)
+    codes_b = np.ascontiguousarray(codes_b, dtype=np.uint8)
+    if codes_q.ndim != 2 or codes_b.ndim != 2 or codes_q.shape[1] != codes_b.shape[1]:
+        raise ValueError(f"packed codes must be 2-D with equal widths, got {codes_q.shape} and {codes_b.shape}")
+    out = np.empty((len(codes_q), len(codes_b)), np.int32)
+    for s in range(0, len(codes_q), chunk):  # chunks bound memory only
+        x = codes_q[s : s + chunk, None, :] ^ codes_b[None, :, :]
+        out[s : s + chunk] = _POPCOUNT[x].sum(axis=2, dtype=np.int32)
+    return out
+
+
+def peak_crosscorr_matrix(codes_q: np.ndarray, codes_b: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Peak circular Pearson cross-correlation of radial-variance digests, float32 (Q, B).
+
+    r(x, y) = max_d sum_i x~_i y~_{(i - d) mod n} with x~, y~ centred and unit-norm; this is pHash's
+    ``ph_crosscorr`` (Zauner 2010) and OpenCV's ``RadialVarianceHash::compare``, computed for all
+    pairs as one matrix product against the n circular shifts of the database codes.
+    """
+    xq = np.asarray(codes_q, np.float64)
+    xb = np.asarray(codes_b, np.float64)
+    if xq.ndim != 2 or xb.ndim != 2 or xq.shape[1] != xb.shape[1]:
+        raise ValueError(f"digests must be 2-D with equal lengths, got {xq.shape} and {xb.shape}")
+    n = xq.shape[1]
+
+    def _z(x: np.ndarray) -> np.ndarray:
+        x = x - x.mean(axis=1, keepdims=True)
+        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        return (x / np.where(nrm == 0, 1.0, nrm)).astype(np.float32)
+
+    zq, zb = _z(xq), _z(xb)
+    idx = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n  # (shift d, i) -> (i - d) mod n
+    shifted = zb[:, idx]  # (B, n_shifts, n)
+    shifted = shifted.reshape(len(zb) * n, n)
+    out = np.empty((len(zq), len(zb)), np.float32)
+    for s in range(0, len(zq), chunk):
+        c = zq[s : s + chunk] @ shifted.T  # (chunk, B * n)
+        out[s : s + chunk] = c.reshape(len(c), len(zb), n).max(axis=2)
+    return out
+
+
+class PerceptualHash(ABC):
+    """Common interface of every image hash used in notebook 04.
+
+    Attributes
+    ----------
+    name : str
+        Short name, e.g. ``"dct"``, ``"mh"``, ``"rv"``, ``"dct_fast"``, ``"imagehash_phash"``.
+    n_bits : int
+        Code length in bits (the RV digest counts 8 bits per coefficient).
+    kind : {"binary", "digest"}
+        ``"binary"``: packed bits, Hamming distance. ``"digest"``: uint8 coefficients, 1 - peak correlation.
+    """
+
+    name: str = "hash"
+    n_bits: int = 0
+    kind: str = "binary"
+
+    @abstractmethod
+    def hash_batch(self, images: Any) -> np.ndarray:
+        """Hash a batch: (N, H, W, 3) uint8 array or list of images -> uint8 codes (N, n_bytes)."""
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Raw distance between two codes (Hamming count, or 1 - peak correlation)."""
+        a2, b2 = np.atleast_2d(a), np.atleast_2d(b)
+        if self.kind == "binary":
+            return float(hamming_matrix(a2, b2)[0, 0])
+        return float(1.0 - peak_crosscorr_matrix(a2, b2)[0, 0])
+
+    def normalized_distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Distance in [0, 1]: Hamming / n_bits, or clip(1 - peak correlation, 0, 1)."""
+        return float(self.pairwise(np.atleast_2d(a), np.atleast_2d(b))[0, 0])
+
+    def pairwise(self, codes_q: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        """All-pairs normalised distances, float32 (Q, B), in [0, 1]."""
+        if self.kind == "binary":
+            return (hamming_matrix(codes_q, codes_b) / np.float32(self.n_bits)).astype(np.float32)
+        return np.clip(1.0 - peak_crosscorr_matrix(codes_q, codes_b), 0.0, 1.0).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, n_bits={self.n_bits}, kind={self.kind!r})"
+
+
+class OpenCVHash(PerceptualHash):
+    """The pHash-library hashes through OpenCV contrib ``cv2.img_hash`` (Sec. 3.3).
+
+    Parameters
+    ----------
+    method : {"dct", "mh", "rv"}
+        ``"dct"``: ``PHash`` (64 bits). ``"mh"``: ``MarrHildrethHash(alpha=2, scale=1)`` (576 bits).
+        ``"rv"``: ``RadialVarianceHash(sigma=1, numOfAngleLine=180)`` (40-byte digest; pHash's
+        ``ph_image_digest(file, 1.0, 1.0, digest, 180)`` as called by the paper's pHashRis).
+
+    Notes
+    -----
+    OpenCV expects BGR input, so RGB images are swapped before hashing. One ``compute`` call per image
+    (OpenCV has no batched API); use :class:`FastDCTHash` where DCT throughput matters.
+    """
+
+    _SPECS = {
+        "dct": ("PHash_create", 64, "binary"),
+        "mh": ("MarrHildrethHash_create", 576, "binary"),
+        "rv": ("RadialVarianceHash_create", 320, "digest"),
+    }
+
+    def __init__(self, method: str = "dct") -> None:
+        if method not in self._SPECS:
+            raise ValueError(f"method={method!r} unknown; choose one of {sorted(self._SPECS)}")
+        factory, self.n_bits, self.kind = self._SPECS[method]
+        self.name = method
+        self._impl = getattr(cv2.img_hash, factory)()
+
+    def hash_batch(self, images: Any) -> np.ndarray:
+        imgs = _as_image_list(images)
+        raw = np.stack([self._impl.compute(np.ascontiguousarray(im[:, :, ::-1])).reshape(-1) for im in imgs]) \
+            if len(imgs) else np.zeros((0, self.n_bits // 8), np.uint8)
+        raw = raw.astype(np.uint8)
+        return _opencv_bits_to_packed(raw) if self.kind == "binary" else raw
+
+    def compare_opencv(self, a: np.ndarray, b: np.ndarray) -> float:
+        """OpenCV's own ``compare`` on two of OUR codes (for cross-checking the distance)."""
+        if self.kind == "binary":
+            a = np.packbits(np.unpackbits(np.atleast_2d(a), axis=1), axis=1, bitorder="little")
+            b = np.packbits(np.unpackbits(np.atleast_2d(b), axis=1), axis=1, bitorder="little")
+        return float(self._impl.compare(np.atleast_2d(a).astype(np.uint8), np.atleast_2d(b).astype(np.uint8)))
+
+
+def dct_matrix(n: int = 32) -> np.ndarray:
+    """Orthonormal DCT-II matrix C (n, n), float64: ``C @ x`` is OpenCV's / scipy's ``dct(x, norm='ortho')``.
+
+    C[k, i] = sqrt(a_k / n) cos(pi (2 i + 1) k / (2 n)), a_0 = 1, a_k = 2 otherwise.
+    """
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    c = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    c[0] /= np.sqrt(2.0)
+    return c
+
+
+class FastDCTHash(PerceptualHash):
+    """Batched NumPy DCT hash that reproduces OpenCV's ``PHash`` step by step (Sec. 3.3, Zauner 2010).
+
+    1. Resize each RGB image to 32 x 32 with OpenCV's bit-exact bilinear (``INTER_LINEAR_EXACT``), the only
+       per-image step (it reads ~4 source pixels per output pixel, so it is cheap for any image size).
+    2. Luma with OpenCV's fixed-point ``BGR2GRAY``: Y = (4899 R + 9617 G + 1868 B + 2^13) >> 14.
+    3. 2-D orthonormal DCT-II of the whole batch as ``C8 @ Y @ C8.T`` (only the 8 x 8 low frequencies).
+    4. DC coefficient set to 0, bit = coefficient > mean of the 64 (DC included as 0), row-major order.
+
+    Parameters
+    ----------
+    resize : {"opencv_exact", "area"}
+        ``"area"`` (pixel averaging) is a more alias-robust variant; it no longer matches OpenCV bit-for-bit.
+    """
+
+    name = "dct_fast"
+    n_bits = 64
+    kind = "binary"
+
+    def __init__(self, resize: str = "opencv_exact") -> None:
+        interp = {"opencv_exact": cv2.INTER_LINEAR_EXACT, "area": cv2.INTER_AREA}
+        if resize not in interp:
+            raise ValueError(f"resize={resize!r} unknown; choose one of {sorted(interp)}")
+        self.resize = resize
+        self._interp = interp[resize]
+        self._c8 = dct_matrix(32)[:8].astype(np.float32)
+
+    def _resize32(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        # One cv2.resize per image: bilinear (non-antialiased) downscaling reads only the 2 x 2 source pixels
+        # around each of the 32 x 32 outputs, so this costs microseconds whatever the image size. (Stacking
+        # equal-size images as channels of one array was tried and is slower: it copies every pixel.)
+        if len(images) == 0:
+            return np.zeros((0, 32, 32, 3), np.uint8)
+        return np.stack([cv2.resize(im, (32, 32), interpolation=self._interp) for im in images])
+
+    def low_dct(self, images: Any) -> np.ndarray:
+        """The 8 x 8 low-frequency DCT block of each image's 32 x 32 luma, float32 (N, 8, 8)."""
+        small = self._resize32(_as_image_list(images)).astype(np.int32)
+        y = (small[..., 0] * 4899 + small[..., 1] * 9617 + small[..., 2] * 1868 + (1 << 13)) >> 14
+        y = y.astype(np.float32)
+        return np.matmul(np.matmul(self._c8, y), self._c8.T)
+
+    def bits(self, images: Any) -> np.ndarray:
+        """Unpacked 0/1 bits, uint8 (N, 64), row-major over the 8 x 8 block."""
+        d = self.low_dct(images).reshape(-1, 64).copy()
+        d[:, 0] = 0.0
+        return (d > d.mean(axis=1, keepdims=True)).astype(np.uint8)
+
+    def hash_batch(self, images: Any) -> np.ndarray:
+        return np.packbits(self.bits(images), axis=1)
+
+
+class ImageHashBaseline(PerceptualHash):
+    """The ``imagehash`` package's hashes (aHash, dHash, pHash, wHash) as extra baselines.
+
+    Parameters
+    ----------
+    method : {"ahash", "dhash", "phash", "whash"}
+    hash_size : int
+        Side of the hash grid (bits = hash_size ** 2), default 8 (64 bits).
+    """
+
+    def __init__(self, method: str = "phash", hash_size: int = 8) -> None:
+        import imagehash
+
+        funcs = {
+            "ahash": imagehash.average_hash,
+            "dhash": imagehash.dhash,
+            "phash": imagehash.phash,
+            "whash": imagehash.whash,
+        }
+        if method not in funcs:
+            raise ValueError(f"method={method!r} unknown; choose one of {sorted(funcs)}")
+        if int(hash_size) < 2:
+            raise ValueError(f"hash_size={hash_size} must be >= 2")
+        self._func = funcs[method]
+        self.hash_size = int(hash_size)
+        self.name = f"imagehash_{method}"
+        self.n_bits = self.hash_size**2
+        self.kind = "binary"
+
+    def hash_batch(self, images: Any) -> np.ndarray:
+        imgs = _as_image_list(images)
+        if len(imgs) == 0:
+            return np.zeros((0, (self.n_bits + 7) // 8), np.uint8)
+        bits = np.stack(
+            [self._func(Image.fromarray(im), hash_size=self.hash_size).hash.reshape(-1) for im in imgs]
+        ).astype(np.uint8)
+        return np.packbits(bits, axis=1)
+
+
+#: Names accepted by :func:`make_hash`.
+HASH_NAMES: tuple[str, ...] = (
+    "dct", "mh", "rv", "dct_fast",
+    "imagehash_ahash", "imagehash_dhash", "imagehash_phash", "imagehash_whash",
+)
+
+
+def make_hash(name: str) -> PerceptualHash:
+    """Build a hash by name (one of :data:`HASH_NAMES`)."""
+    if name in ("dct", "mh", "rv"):
+        return OpenCVHash(name)
+    if name == "dct_fast":
+        return FastDCTHash()
+    if name.startswith("imagehash_"):
+        return ImageHashBaseline(name.split("_", 1)[1])
+    raise ValueError(f"hash name={name!r} unknown; choose one of {list(HASH_NAMES)}")
+
+
+def bit_agreement(codes_a: np.ndarray, codes_b: np.ndarray, n_bits: int | None = None) -> dict[str, float]:
+    """Agreement of two packed code sets of the same images (e.g. FastDCTHash vs OpenCV PHash).
+
+    Returns
+    -------
+    dict
+        ``bit_error_rate`` (fraction of differing bits over all images), ``identical_fraction``
+        (images whose codes are identical), ``max_bits_differing`` and ``n_images``.
+    """
+    a = np.asarray(codes_a, np.uint8)
+    b = np.asarray(codes_b, np.uint8)
+    if a.shape != b.shape:
+        raise ValueError(f"code shapes differ: {a.shape} vs {b.shape}; hash the same images with both")
+    nb = n_bits if n_bits is not None else a.shape[1] * 8
+    d = _POPCOUNT[a ^ b].sum(axis=1).astype(np.int64)
+    return {
+        "n_images": int(len(a)),
+        "bit_error_rate": float(d.sum() / max(1, len(a) * nb)),
+        "identical_fraction": float((d == 0).mean()) if len(a) else float("nan"),
+        "max_bits_differing": int(d.max()) if len(a) else 0,
+    }

@@ -1,0 +1,711 @@
+"""Reverse-image-search (RIS) benchmark of Gaillard, Egyed-Zsigmond & Granitzer (2018), Secs. 5 and 6.
+
+Protocol (Sec. 5.2; Sec. 6.1 drops the non-indexed queries):
+
+1. ``N + M`` distinct images: the first ``M`` (in a fixed order; the paper takes the first 1,000 in
+   alphabetical order) are *non-indexed* queries, the next ``N`` are the *base* images.
+2. ``K`` modifications (:mod:`cbir.transforms`) of every base image give ``K x N`` modified images.
+3. The ``(K + 1) N`` base + modified images are indexed; every one of them is a query whose relevant set
+   is the ``K + 1`` images of its group (the original and its modifications, the query itself included).
+   A non-indexed query has no relevant image: its result should be empty.
+4. Fixed-radius search (:mod:`cbir.index` range search; Hamming for binary hashes, float cosine/L2 for CNN
+   features, peak cross-correlation for the radial-variance digest) with a *normalised* radius;
+   precision, recall and F1 per query, averaged over queries (F is the mean of per-query F, as in the
+   authors' ``BenchmarkStats``), swept over a radius grid; the best radius is the one of maximal F.
+
+Conventions of the authors' code, kept as named options:
+
+* ``empty_precision=1.0``: a query that retrieves nothing has precision 1 (``BenchmarkStats.cpp``);
+* ``nonindexed_recall=1.0``: a query with no relevant image (non-indexed) has recall 1, so its F is 1 when
+  the result is empty and 0 otherwise. (:func:`cbir.metrics.radius_prf` scores recall 0 there; the two agree
+  on every indexed query, which the tests check.)
+
+Single-modification benchmark (Sec. 5.3.1, Fig. 4, Table 4): the ``N`` base images are indexed and the
+``N`` images of one modification are the queries, each with exactly one relevant image (its original),
+as in the authors' ``Benchmark::Modification``.
+
+Distances are normalised to [0, 1] where the representation allows it: Hamming / bits; radial variance
+``1 - peak correlation``; cosine as the angle ``arccos(cos) / pi`` (Sec. 2.5.1). Euclidean distances stay
+raw (their grid is data-driven, :func:`default_radii`).
+
+The sweep reads each query chunk's range-search result once at the largest radius and counts, per radius,
+retrieved and relevant items with one cumulative histogram (memory bounded by the chunk size).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cbir import transforms as T
+
+__all__ = [
+    "METRICS",
+    "RISImageSets",
+    "Encoded",
+    "tile_images",
+    "build_image_sets",
+    "encode_sets",
+    "range_search",
+    "sweep_counts",
+    "prf_from_counts",
+    "ris_all_modifications",
+    "ris_single_modification",
+    "ris_per_modification",
+    "max_f",
+    "default_radii",
+    "degree_sweep",
+    "distance_pairs",
+    "screening",
+    "encode_hashes",
+    "encode_cnn",
+    "break_strength",
+]
+
+#: Distances understood by the benchmark.
+METRICS: tuple[str, ...] = ("hamming", "rv", "cosine", "l2")
+
+
+# ----------------------------------------------------------------------------------------- image sets
+def tile_images(
+    images: Sequence[np.ndarray], grid: tuple[int, int] = (2, 2), min_side: int = 64
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Cut every image into a ``rows x cols`` grid of non-overlapping tiles (deterministic).
+
+    Used to enlarge the tiny offline ``sample_photos`` set for the smoke profile: tiles of one photo do
+    not overlap, so no two base images are duplicates (Sec. 5.2 step 1 asks for no duplicated images).
+    An image whose tiles would be smaller than ``min_side`` pixels is kept whole.
+
+    Returns
+    -------
+    tiles : list of uint8 (h, w, 3) arrays, in (image, row, col) order
+    parent : int64 (n_tiles,) index of the source image
+    """
+    rows, cols = int(grid[0]), int(grid[1])
+    if rows < 1 or cols < 1:
+        raise ValueError(f"grid={grid} must have positive entries")
+    tiles, parent = [], []
+    for i, im in enumerate(images):
+        im = T.as_rgb_uint8(im, name=f"images[{i}]")
+        h, w = im.shape[0] // rows, im.shape[1] // cols
+        if min(h, w) < min_side:  # too small to tile: kept whole (one tile)
+            tiles.append(im)
+            parent.append(i)
+            continue
+        for r in range(rows):
+            for c in range(cols):
+                tiles.append(np.ascontiguousarray(im[r * h : (r + 1) * h, c * w : (c + 1) * w]))
+                parent.append(i)
+    return tiles, np.asarray(parent, np.int64)
+
+
+@dataclass
+class RISImageSets:
+    """Images of the benchmark: N base, K x N modified (dict in the order of ``modifications``), M non-indexed."""
+
+    base: list[np.ndarray]
+    modified: dict[str, list[np.ndarray]]
+    nonindexed: list[np.ndarray]
+    strengths: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def modifications(self) -> tuple[str, ...]:
+        return tuple(self.modified)
+
+    @property
+    def n_base(self) -> int:
+        return len(self.base)
+
+    def protocol(self) -> str:
+        k = len(self.modified)
+        return (
+            f"N={self.n_base} base, K={k} modifications ({', '.join(self.modifications)}), "
+            f"M={len(self.nonindexed)} non-indexed; indexed={(k + 1) * self.n_base}"
+        )
+
+
+def build_image_sets(
+    images: Sequence[Any],
+    n_nonindexed: int,
+    n_base: int | None = None,
+    modifications: Sequence[str] = T.MODIFICATIONS,
+    strengths: dict[str, float] | None = None,
+) -> RISImageSets:
+    """Split images into non-indexed / base sets and apply the modifications (Sec. 5.2 steps 1-3).
+
+    Parameters
+    ----------
+    images : sequence of images (any size), in the fixed order of the protocol
+    n_nonindexed : int >= 0
+        M: the FIRST ``n_nonindexed`` images become the non-indexed queries.
+    n_base : int, optional
+        N: the next ``n_base`` images are the base set (default: all remaining).
+    modifications : names from :data:`cbir.transforms.MODIFICATIONS`
+    strengths : dict, optional
+        Per-modification strength (default: the paper's commands, :data:`cbir.transforms.DEFAULT_STRENGTH`).
+    """
+    images = list(images)
+    if n_nonindexed < 0 or n_nonindexed >= len(images):
+        raise ValueError(f"n_nonindexed={n_nonindexed} must be in [0, {len(images) - 1}] for {len(images)} images")
+    rest = len(images) - n_nonindexed
+    n_base = rest if n_base is None else int(n_base)
+    if not 1 <= n_base <= rest:
+        raise ValueError(f"n_base={n_base} must be in [1, {rest}] ({len(images)} images, {n_nonindexed} non-indexed)")
+    unknown = [m for m in modifications if m not in T.MODIFICATIONS]
+    if unknown:
+        raise ValueError(f"modifications {unknown} unknown; choose from {list(T.MODIFICATIONS)}")
+    st = dict(T.DEFAULT_STRENGTH)
+    st.update(strengths or {})
+    nonindexed = [T.as_rgb_uint8(im) for im in images[:n_nonindexed]]
+    base = [T.as_rgb_uint8(im) for im in images[n_nonindexed : n_nonindexed + n_base]]
+    modified = {m: T.apply_batch(base, m, st[m]) for m in modifications}
+    return RISImageSets(base, modified, nonindexed, {m: float(st[m]) for m in modifications})
+
+
+@dataclass
+class Encoded:
+    """Representations of an :class:`RISImageSets`: codes or features per set, plus the distance to use.
+
+    ``base`` (N, d); ``modified[name]`` (N, d) row-aligned with ``base``; ``nonindexed`` (M, d).
+    ``metric`` is one of :data:`METRICS`; ``n_bits`` is required for ``"hamming"``.
+    """
+
+    base: np.ndarray
+    modified: dict[str, np.ndarray]
+    nonindexed: np.ndarray
+    metric: str
+    n_bits: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric={self.metric!r} unknown; choose one of {list(METRICS)}")
+        if self.metric == "hamming" and not self.n_bits:
+            raise ValueError("metric='hamming' needs n_bits (code length before packing)")
+        for m, x in self.modified.items():
+            if x.shape != self.base.shape:
+                raise ValueError(f"modified[{m!r}] has shape {x.shape}, base has {self.base.shape}; rows must align")
+
+    @property
+    def n_base(self) -> int:
+        return len(self.base)
+
+    def indexed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked (K + 1) N indexed items [base, mod_1, ..., mod_K] and their group (= base index)."""
+        x = np.concatenate([self.base, *self.modified.values()])
+        groups = np.tile(np.arange(self.n_base, dtype=np.int64), 1 + len(self.modified))
+        return x, groups
+
+    def subset(self, n_base: int) -> "Encoded":
+        """The first ``n_base`` base images and their modifications (three-stage screening, Sec. 6.4)."""
+        n = min(int(n_base), self.n_base)
+        return Encoded(self.base[:n], {k: v[:n] for k, v in self.modified.items()}, self.nonindexed,
+                       self.metric, self.n_bits, self.name)
+
+    def select(self, modifications: Sequence[str]) -> "Encoded":
+        """Keep only some modified sets (e.g. one modification)."""
+        return Encoded(self.base, {m: self.modified[m] for m in modifications}, self.nonindexed,
+                       self.metric, self.n_bits, self.name)
+
+
+def encode_sets(
+    sets: RISImageSets,
+    encode: Callable[[list[np.ndarray]], np.ndarray],
+    metric: str,
+    n_bits: int | None = None,
+    name: str = "",
+) -> Encoded:
+    """Encode every set with ``encode(list_of_images) -> (n, d) array`` (one call per set)."""
+    return Encoded(
+        base=np.asarray(encode(sets.base)),
+        modified={m: np.asarray(encode(v)) for m, v in sets.modified.items()},
+        nonindexed=np.asarray(encode(sets.nonindexed)) if sets.nonindexed else np.zeros((0, 0)),
+        metric=metric,
+        n_bits=n_bits,
+        name=name,
+    )
+
+
+# ----------------------------------------------------------------------------------------- search
+def range_search(
+    xb: np.ndarray, xq: np.ndarray, metric: str, radius: float, n_bits: int | None = None, index: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed-radius search with a normalised radius: ``(lims, D, I)``, D normalised (see module doc).
+
+    Parameters
+    ----------
+    xb, xq : database and query codes/features
+    metric : {"hamming", "rv", "cosine", "l2"}
+        ``hamming``: :class:`cbir.index.BinaryIndex` over packed codes, radius in fraction of ``n_bits``;
+        ``cosine``: :class:`cbir.index.FloatIndex` (cosine), radius = angle / pi; ``l2``: raw Euclidean;
+        ``rv``: dense peak cross-correlation (no faiss index exists for it), radius on ``1 - r``.
+    radius : float >= 0
+    index : optional pre-built cbir.index object holding ``xb`` (reused across query chunks)
+    """
+    from cbir import index as cidx
+
+    if radius < 0:
+        raise ValueError(f"radius={radius} must be >= 0")
+    if metric == "hamming":
+        if not n_bits:
+            raise ValueError("metric='hamming' needs n_bits")
+        idx = index if index is not None else cidx.BinaryIndex(n_bits).add(xb)
+        r_int = int(np.floor(radius * n_bits + 1e-9))
+        lims, D, I = idx.range_search(xq, r_int)
+        return lims, (D / np.float32(n_bits)).astype(np.float32), I
+    if metric == "cosine":
+        idx = index if index is not None else cidx.FloatIndex(xb.shape[1], "cosine").add(xb)
+        r = min(float(radius), 1.0)
+        lims, D, I = idx.range_search(xq, float(1.0 - np.cos(np.pi * r)) + 1e-6)
+        ang = _angular(D)
+        keep = ang <= r + 1e-6
+        if not keep.all():
+            lims, ang, I = _filter(lims, ang, I, keep)
+        return lims, ang, I
+    if metric == "l2":
+        idx = index if index is not None else cidx.FloatIndex(xb.shape[1], "l2").add(xb)
+        return idx.range_search(xq, float(radius))
+    if metric == "rv":
+        from cbir.hashing.perceptual import peak_crosscorr_matrix
+
+        d = np.clip(1.0 - peak_crosscorr_matrix(xq, xb, chunk=64), 0.0, 1.0)
+        mask = d <= radius + 1e-6
+        counts = mask.sum(axis=1)
+        lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        qi, bi = np.nonzero(mask)
+        return lims, d[qi, bi].astype(np.float32), bi.astype(np.int64)
+    raise ValueError(f"metric={metric!r} unknown; choose one of {list(METRICS)}")
+
+
+def _angular(cos_dist: np.ndarray) -> np.ndarray:
+    """Angle / pi from a cosine distance 1 - cos (Sec. 2.5.1), float32.
+
+    Uses 2 arcsin(sqrt(d / 2)) (better conditioned than arccos near 0) and snaps d <= 1e-6, float32
+    round-off of identical directions, to 0 so that an image always finds itself at radius 0.
+    """
+    d = np.clip(np.asarray(cos_dist, np.float64), 0.0, 2.0)
+    ang = 2.0 * np.arcsin(np.sqrt(d / 2.0)) / np.pi
+    ang[d <= 1e-6] = 0.0
+    return ang.astype(np.float32)
+
+
+def _filter(lims: np.ndarray, D: np.ndarray, I: np.ndarray, keep: np.ndarray):
+    qid = np.repeat(np.arange(len(lims) - 1), np.diff(lims))
+    counts = np.bincount(qid[keep], minlength=len(lims) - 1)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), D[keep], I[keep]
+
+
+def _build_index(xb: np.ndarray, metric: str, n_bits: int | None):
+    from cbir import index as cidx
+
+    if metric == "hamming":
+        return cidx.BinaryIndex(int(n_bits)).add(xb)
+    if metric in ("cosine", "l2"):
+        return cidx.FloatIndex(xb.shape[1], metric).add(xb)
+    return None
+
+
+def sweep_counts(
+    xb: np.ndarray,
+    db_groups: np.ndarray,
+    xq: np.ndarray,
+    query_groups: np.ndarray,
+    metric: str,
+    radii: Sequence[float],
+    n_bits: int | None = None,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query and radius: number retrieved and number of relevant retrieved (distance <= radius).
+
+    One range search per query chunk at ``max(radii)``; counts for every radius by a cumulative histogram.
+
+    Returns
+    -------
+    retrieved, tp : int64 arrays (Q, R)
+    """
+    radii = np.asarray(radii, np.float64)
+    if radii.ndim != 1 or len(radii) == 0 or np.any(np.diff(radii) < 0) or radii[0] < 0:
+        raise ValueError(f"radii must be a non-empty increasing grid of values >= 0, got {radii[:5]}...")
+    db_groups, query_groups = np.asarray(db_groups), np.asarray(query_groups)
+    index = _build_index(xb, metric, n_bits)
+    nq, nr = len(xq), len(radii)
+    retrieved = np.zeros((nq, nr), np.int64)
+    tp = np.zeros((nq, nr), np.int64)
+    step = 64 if metric == "rv" else chunk
+    for s in range(0, nq, step):  # chunks bound memory; everything inside is vectorised
+        q = xq[s : s + step]
+        lims, D, I = range_search(xb, q, metric, float(radii[-1]), n_bits=n_bits, index=index)
+        n = len(q)
+        qid = np.repeat(np.arange(n), np.diff(lims))
+        # first radius index that includes the item (tolerance for float round-off of grid values)
+        b = np.searchsorted(radii + 1e-6, D.astype(np.float64), side="left")
+        hit = db_groups[I] == query_groups[s + qid]
+        flat = qid * nr + b
+        ok = b < nr
+        r_hist = np.bincount(flat[ok], minlength=n * nr).reshape(n, nr)
+        t_hist = np.bincount(flat[ok & hit], minlength=n * nr).reshape(n, nr)
+        retrieved[s : s + n] = np.cumsum(r_hist, axis=1)
+        tp[s : s + n] = np.cumsum(t_hist, axis=1)
+    return retrieved, tp
+
+
+def prf_from_counts(
+    retrieved: np.ndarray,
+    tp: np.ndarray,
+    n_relevant: np.ndarray,
+    radii: Sequence[float],
+    empty_precision: float = 1.0,
+    nonindexed_recall: float = 1.0,
+) -> pd.DataFrame:
+    """Mean precision, recall and F1 over queries for each radius (Sec. 5.1; authors' conventions).
+
+    Precision = tp / retrieved (``empty_precision`` when nothing is retrieved); recall = tp / n_relevant
+    (``nonindexed_recall`` when the query has no relevant image); F1 per query, then averaged.
+    """
+    retrieved = np.asarray(retrieved, np.float64)
+    tp = np.asarray(tp, np.float64)
+    nrel = np.asarray(n_relevant, np.float64)[:, None]
+    prec = np.divide(tp, retrieved, out=np.full_like(tp, float(empty_precision)), where=retrieved > 0)
+    rec = np.divide(tp, nrel, out=np.full_like(tp, float(nonindexed_recall)), where=nrel > 0)
+    den = prec + rec
+    f = np.divide(2 * prec * rec, den, out=np.zeros_like(den), where=den > 0)
+    return pd.DataFrame(
+        {
+            "radius": np.asarray(radii, np.float64),
+            "precision": prec.mean(0),
+            "recall": rec.mean(0),
+            "f": f.mean(0),
+            "retrieved": retrieved.mean(0),
+            "n_queries": len(tp),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------- benchmarks
+def ris_all_modifications(
+    enc: Encoded,
+    radii: Sequence[float],
+    include_nonindexed: bool = True,
+    empty_precision: float = 1.0,
+    nonindexed_recall: float = 1.0,
+) -> pd.DataFrame:
+    """Benchmark with all modifications together (Sec. 5.3.2 / Figs. 5-7; Sec. 6.1.2 / Table 3).
+
+    Queries: the (K + 1) N indexed images (relevant: the K + 1 images of their group) and, when
+    ``include_nonindexed`` (Sec. 5.2 protocol; Sec. 6.1 omits them), the M non-indexed images.
+
+    Returns
+    -------
+    DataFrame with columns ``radius, precision, recall, f, retrieved, n_queries`` (one row per radius).
+    """
+    xb, groups = enc.indexed()
+    xq, qg = xb, groups
+    if include_nonindexed and len(enc.nonindexed):
+        xq = np.concatenate([xb, enc.nonindexed])
+        qg = np.concatenate([groups, np.full(len(enc.nonindexed), -1, np.int64)])
+    ret, tp = sweep_counts(xb, groups, xq, qg, enc.metric, radii, enc.n_bits)
+    nrel = np.where(qg >= 0, 1 + len(enc.modified), 0)
+    return prf_from_counts(ret, tp, nrel, radii, empty_precision, nonindexed_recall)
+
+
+def ris_single_modification(
+    enc: Encoded, modification: str, radii: Sequence[float], empty_precision: float = 1.0
+) -> pd.DataFrame:
+    """Single-modification benchmark (Sec. 5.3.1 / Fig. 4; Table 4): index base, query one modified set.
+
+    ``modification="base"`` queries the base images themselves (Table 4's "Base" column, F = 1 at radius 0).
+    Each query has one relevant image, its original.
+    """
+    if modification == "base":
+        xq = enc.base
+    elif modification in enc.modified:
+        xq = enc.modified[modification]
+    else:
+        raise ValueError(f"modification={modification!r} not encoded; available: ['base', {', '.join(map(repr, enc.modified))}]")
+    groups = np.arange(enc.n_base, dtype=np.int64)
+    ret, tp = sweep_counts(enc.base, groups, xq, groups, enc.metric, radii, enc.n_bits)
+    return prf_from_counts(ret, tp, np.ones(enc.n_base), radii, empty_precision)
+
+
+def max_f(curve: pd.DataFrame) -> pd.Series:
+    """The row of maximal F (smallest radius among ties): ``radius, precision, recall, f, ...``."""
+    if curve.empty:
+        raise ValueError("empty P/R/F curve; check the radius grid")
+    best = curve["f"].to_numpy()
+    i = int(np.flatnonzero(best >= best.max() - 1e-12)[0])
+    return curve.iloc[i]
+
+
+def ris_per_modification(
+    enc: Encoded, radii: Sequence[float], include_base: bool = True, empty_precision: float = 1.0
+) -> pd.DataFrame:
+    """Max F against each single modification (Fig. 4 / Table 4): one row per modification."""
+    mods = (["base"] if include_base else []) + list(enc.modified)
+    rows = []
+    for m in mods:
+        best = max_f(ris_single_modification(enc, m, radii, empty_precision))
+        rows.append({"modification": m, "max_f": best["f"], "radius": best["radius"],
+                     "precision": best["precision"], "recall": best["recall"]})
+    return pd.DataFrame(rows)
+
+
+def default_radii(enc: Encoded, hash_name: str | None = None, n_points: int = 101, seed: int = 0,
+                  cosine_max: float = 0.6, l2_quantile: float = 0.5) -> np.ndarray:
+    """Radius grid for a representation.
+
+    * hashes with a paper grid (``hash_name`` in ``{"dct", "mh", "rv"}``): the authors' grids
+      (:data:`cbir.hashing.perceptual.PAPER_RADIUS_GRIDS`);
+    * other Hamming codes: every integer distance 0 .. n_bits / 2, normalised;
+    * cosine: angle / pi from 0 to ``cosine_max`` in ``n_points`` steps (Table 3's best radii: 0.14 - 0.51);
+    * l2: 0 .. the ``l2_quantile`` quantile of distances between 2,000 random pairs of indexed items
+      (seeded; random pairs are almost all dissimilar, so the best radius lies well below their median).
+    """
+    from cbir.hashing.perceptual import PAPER_RADIUS_GRIDS
+
+    if hash_name in PAPER_RADIUS_GRIDS:
+        return PAPER_RADIUS_GRIDS[hash_name].copy()
+    if enc.metric == "hamming":
+        return np.arange(0, enc.n_bits // 2 + 1) / float(enc.n_bits)
+    if enc.metric == "rv":
+        return PAPER_RADIUS_GRIDS["rv"].copy()
+    if enc.metric == "cosine":
+        return np.round(np.linspace(0.0, cosine_max, n_points), 6)
+    x, _ = enc.indexed()
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(x), 2000), rng.integers(0, len(x), 2000)
+    d = np.linalg.norm(x[a].astype(np.float64) - x[b].astype(np.float64), axis=1)
+    return np.linspace(0.0, float(np.quantile(d, l2_quantile)), n_points)
+
+
+def degree_sweep(
+    base_images: Sequence[np.ndarray],
+    encode: Callable[[list[np.ndarray]], np.ndarray],
+    metric: str,
+    modification: str,
+    strengths: Sequence[float],
+    radii: Sequence[float],
+    n_bits: int | None = None,
+    name: str = "",
+) -> pd.DataFrame:
+    """Max F of the single-modification benchmark as the modification strength varies (Sec. 5.3.1).
+
+    The paper reports that hashes break above ~2 degrees of rotation and ~5 % of cropping.
+
+    Returns
+    -------
+    DataFrame ``method, modification, strength, max_f, radius, precision, recall``.
+    """
+    base = [T.as_rgb_uint8(im) for im in base_images]
+    xb = np.asarray(encode(base))
+    rows = []
+    for s in strengths:
+        xq = np.asarray(encode(T.apply_batch(base, modification, float(s))))
+        enc = Encoded(xb, {modification: xq}, np.zeros((0,) + xb.shape[1:], xb.dtype), metric, n_bits, name)
+        best = max_f(ris_single_modification(enc, modification, radii))
+        rows.append({"method": name, "modification": modification, "strength": float(s), "max_f": best["f"],
+                     "radius": best["radius"], "precision": best["precision"], "recall": best["recall"]})
+    return pd.DataFrame(rows)
+
+
+def _pair_distances(xa: np.ndarray, xb: np.ndarray, metric: str, n_bits: int | None) -> np.ndarray:
+    """Normalised distance between matching rows of xa and xb (vectorised)."""
+    from cbir.hashing.perceptual import _POPCOUNT, peak_crosscorr_matrix
+
+    if metric == "hamming":
+        return _POPCOUNT[np.bitwise_xor(xa, xb)].sum(1) / float(n_bits)
+    if metric == "rv":
+        # diagonal of the peak-correlation matrix, in chunks of matching rows
+        out = np.empty(len(xa), np.float32)
+        for s in range(0, len(xa), 256):
+            out[s : s + 256] = np.diag(peak_crosscorr_matrix(xa[s : s + 256], xb[s : s + 256]))
+        return np.clip(1.0 - out, 0.0, 1.0)
+    a, b = xa.astype(np.float64), xb.astype(np.float64)
+    if metric == "cosine":
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        return _angular(1.0 - cos)
+    return np.linalg.norm(a - b, axis=1)
+
+
+def distance_pairs(enc: Encoded, n_dissimilar: int = 5000, seed: int = 0) -> pd.DataFrame:
+    """The paper's "distance benchmark" (Sec. 6.3): distances of similar vs dissimilar pairs.
+
+    Similar pairs: each base image with each of its K modified versions (K N pairs). Dissimilar pairs:
+    ``n_dissimilar`` random pairs of indexed images from different groups (seeded).
+
+    Returns
+    -------
+    DataFrame ``pair ("similar"/"dissimilar"), modification, distance``.
+    """
+    frames = []
+    for m, xm in enc.modified.items():
+        frames.append(pd.DataFrame({"pair": "similar", "modification": m,
+                                    "distance": _pair_distances(enc.base, xm, enc.metric, enc.n_bits)}))
+    x, g = enc.indexed()
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, len(x), 3 * n_dissimilar)
+    b = rng.integers(0, len(x), 3 * n_dissimilar)
+    keep = g[a] != g[b]
+    a, b = a[keep][:n_dissimilar], b[keep][:n_dissimilar]
+    frames.append(pd.DataFrame({"pair": "dissimilar", "modification": "-",
+                                "distance": _pair_distances(x[a], x[b], enc.metric, enc.n_bits)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def screening(
+    candidates: dict[str, Encoded],
+    radii: dict[str, Sequence[float]] | Callable[[Encoded], Sequence[float]],
+    stages: Sequence[int | None] = (200, 2500, None),
+    threshold: float = 0.90,
+    min_keep: int = 1,
+    include_nonindexed: bool = False,
+    max_keep: int | None = None,
+) -> pd.DataFrame:
+    """The paper's three-stage screening of CNN configurations (Sec. 6.4).
+
+    Every candidate runs :func:`ris_all_modifications` on the first ``stages[0]`` base images; those with
+    max F >= ``threshold`` go to the next stage (at least ``min_keep`` best ones, so a stage never empties;
+    at most ``max_keep`` best ones, a CPU-budget cap the paper did not need), and so on; ``None`` means all
+    base images. Stages larger than the base set run on all of it.
+
+    Returns
+    -------
+    DataFrame ``stage, n_base, config, metric, radius, precision, recall, f, kept`` (one row per
+    candidate evaluated at each stage).
+    """
+    alive = list(candidates)
+    rows = []
+    for si, n in enumerate(stages):
+        stage_rows = []
+        for name in alive:
+            enc = candidates[name] if n is None else candidates[name].subset(n)
+            grid = radii(enc) if callable(radii) else radii[name]
+            best = max_f(ris_all_modifications(enc, grid, include_nonindexed=include_nonindexed))
+            stage_rows.append({"stage": si + 1, "n_base": enc.n_base, "config": name, "metric": enc.metric,
+                               "radius": float(best["radius"]), "precision": float(best["precision"]),
+                               "recall": float(best["recall"]), "f": float(best["f"])})
+        df = pd.DataFrame(stage_rows).sort_values(["f", "config"], ascending=[False, True], kind="stable")
+        passed = df["f"] >= threshold
+        rank = pd.Series(np.arange(len(df)), index=df.index)
+        if passed.sum() < min_keep:
+            passed = rank < min_keep
+        if max_keep is not None:
+            passed = passed & (rank < max_keep)
+        df["kept"] = passed.to_numpy() if si < len(stages) - 1 else True
+        rows.append(df)
+        alive = df.loc[df["kept"], "config"].tolist()
+    return pd.concat(rows, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------- orchestration
+def encode_hashes(
+    sets: RISImageSets,
+    names: Sequence[str],
+    cache_dir: str | None = None,
+    key: dict[str, Any] | None = None,
+) -> tuple[dict[str, Encoded], pd.DataFrame]:
+    """Hash every set with each named hash (:func:`cbir.hashing.perceptual.make_hash`).
+
+    Codes are cached with :func:`cbir.cache.cached_npz` under ``cache_dir`` when given (``key`` must identify
+    the image sets). Returns the encodings and a timing table ``hash, n_bits, n_images, seconds, images_per_s``
+    (NaN timings on a cache hit).
+    """
+    import time
+
+    from cbir.hashing.perceptual import make_hash
+
+    out, rows = {}, []
+    order = ["base", *sets.modified, "nonindexed"]
+    all_sets = {"base": sets.base, **sets.modified, "nonindexed": sets.nonindexed}
+    n_img = sum(len(v) for v in all_sets.values())
+    for name in names:
+        h = make_hash(name)
+        timing: dict[str, float] = {}
+
+        def compute(h=h, timing=timing):
+            t0 = time.perf_counter()
+            codes = {k: h.hash_batch(all_sets[k]) if len(all_sets[k]) else np.zeros((0, 1), np.uint8)
+                     for k in order}
+            timing["s"] = time.perf_counter() - t0
+            return codes
+
+        if cache_dir is not None:
+            from cbir.cache import cached_npz
+
+            codes = cached_npz("phash_codes", {**(key or {}), "hash": name, "v": 1}, compute, cache_dir,
+                               verbose=False)
+        else:
+            codes = compute()
+        metric = "hamming" if h.kind == "binary" else "rv"
+        out[name] = Encoded(codes["base"], {m: codes[m] for m in sets.modified}, codes["nonindexed"], metric,
+                            h.n_bits if metric == "hamming" else None, name)
+        sec = timing.get("s", float("nan"))
+        rows.append({"hash": name, "n_bits": h.n_bits, "n_images": n_img, "seconds": sec,
+                     "images_per_s": n_img / sec if sec == sec and sec > 0 else float("nan")})
+    return out, pd.DataFrame(rows)
+
+
+def encode_cnn(
+    sets: RISImageSets,
+    backbone: Any,
+    layers: Sequence[str],
+    pools: Sequence[str],
+    flatten_layers: Sequence[str] = (),
+    size: int = 128,
+    batch_size: int = 32,
+    distances: Sequence[str] = ("cosine", "euclidean"),
+    l2_options: Sequence[bool] = (False, True),
+    cache_dir: str | None = None,
+    key: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Encoded]:
+    """CNN configurations of Sec. 6.2: named layer x pooling x distance (x L2 normalisation).
+
+    Features of every set come from :func:`cbir.models.layer_features.cached_layer_features` (one forward
+    pass per image for all layers). Cosine ignores the feature norm, so each feature gets one cosine
+    configuration; Euclidean gets one per ``l2_options`` entry (``_norm_l2`` suffix when normalised).
+    Configuration names: ``"<paper-style feature name> | <distance>"``.
+    """
+    from cbir.models.layer_features import cached_layer_features, feature_name, l2_normalize, layer_features
+
+    all_sets = {"base": sets.base, **sets.modified, "nonindexed": sets.nonindexed}
+    feats: dict[str, dict[str, np.ndarray]] = {}
+    for set_name, imgs in all_sets.items():
+        if not len(imgs):
+            continue
+        if cache_dir is not None:
+            f = cached_layer_features(backbone, imgs, layers, pools, size, cache_dir,
+                                      {**(key or {}), "set": set_name}, batch_size, progress, flatten_layers)
+        else:
+            f = layer_features(backbone, imgs, layers, pools, size, batch_size, progress=progress,
+                               flatten_layers=flatten_layers)
+        feats[set_name] = f
+    keys = list(feats["base"])
+    configs: dict[str, Encoded] = {}
+    for fk in keys:
+        layer, pool = fk.rsplit("_", 1) if fk != "predictions" else ("predictions", "")
+        get = {k: feats[k][fk] for k in feats}
+        non = get.get("nonindexed", np.zeros((0, get["base"].shape[1]), np.float32))
+        for dist in distances:
+            if dist == "cosine":
+                name = f"{feature_name(backbone.name, layer, pool)} | cosine"
+                configs[name] = Encoded(l2_normalize(get["base"]), {m: l2_normalize(get[m]) for m in sets.modified},
+                                        l2_normalize(non) if len(non) else non, "cosine", None, name)
+            elif dist == "euclidean":
+                for l2 in l2_options:
+                    name = f"{feature_name(backbone.name, layer, pool, l2)} | euclidean"
+                    tf = l2_normalize if l2 else (lambda x: np.asarray(x, np.float32))
+                    configs[name] = Encoded(tf(get["base"]), {m: tf(get[m]) for m in sets.modified},
+                                            tf(non) if len(non) else non, "l2", None, name)
+            else:
+                raise ValueError(f"distance={dist!r} unknown; use 'cosine' or 'euclidean'")
+    return configs
+
+
+def break_strength(sweep: pd.DataFrame, threshold: float) -> float:
+    """First swept strength whose max F falls below ``threshold`` (NaN if it never does)."""
+    s = sweep.sort_values("strength")
+    below = s[s["max_f"] < threshold]
+    return float(below["strength"].iloc[0]) if len(below) else float("nan")

@@ -1,0 +1,34 @@
+"""Schema of the ``drhn`` section (notebook 03, deep residual hashing depth x bits sweep).
+
+Defaults per profile live in ``params/{smoke,medium,paper}.yaml``; the thesis' own settings are in
+``paper.yaml`` (Jiménez Lepe, ch. 5: CIFAR-10/100, n = 1..16, bits 12..128, 43 epochs).
+"""
+from cbir.params import Choice, Float, Int, ListOf, Optional, Str
+
+SCHEMA = {
+    # data: database = every training image (train + validation), queries = the test split
+    "dataset": Str(),  # cbir.data name: synthetic, digits, cifar10_subset, cifar10, cifar100
+    "image_size": Int(min=8, max=64),  # input side; Table 4.1 is for 32x32
+    "n_per_class_train": Optional(Int(min=2)),  # training images per class (null = all)
+    "n_per_class_test": Optional(Int(min=1)),  # test images (queries) per class (null = all)
+    "val_fraction": Float(min=0.01, max=0.5),  # validation split carved from train (model selection)
+    # the sweep grid (Tables 5.1/5.3): one network per (n, bits) cell, trained from scratch
+    "depths": ListOf(Int(min=1, max=32), min_len=1),  # residual blocks per group, "DRHN-n"
+    "bits": ListOf(Int(min=1, max=1024), min_len=1),  # hash-layer width = code length
+    # training (Lasagne ResNet recipe used by the thesis: SGD momentum 0.9, lr 0.1, L2 1e-4, batch 128)
+    "epochs": Int(min=1),  # thesis: 43
+    "batch_size": Int(min=2),
+    "lr": Float(min=0.0),
+    "momentum": Float(min=0.0, max=0.999),
+    "weight_decay": Float(min=0.0),
+    "lr_drop_epochs": ListOf(Int(min=1)),  # multiply lr by lr_drop_factor after these epochs (recipe: 41, 61)
+    "lr_drop_factor": Float(min=0.0, max=1.0),
+    "augment": Choice("mirror", "none"),  # thesis: mirroring
+    # evaluation
+    "map_k": Int(min=1),  # mAP@k of Eq. 5.3 (thesis: 1000)
+    "precision_ks": ListOf(Int(min=1), min_len=1),  # P@k curve points (Fig. 5.5/5.6)
+    "showcase_n": Int(min=1),  # the cell used for curves, confusion matrix, filters and grids
+    "showcase_bits": Int(min=1),
+    "n_grid_queries": Int(min=1, max=20),  # queries shown in the top-10 grids (Fig. 5.7)
+    "timing_images": Int(min=1),  # images timed one by one for ms per code (Table 5.5)
+}

@@ -1,0 +1,78 @@
+"""Tests for cbir.models.latent_hash (LatentHashNet)."""
+import numpy as np
+import pytest
+import torch
+
+from cbir.hashing import pack_bits, unpack_bits
+from cbir.models.latent_hash import LatentHashNet, lsh_init_, small_cnn
+from cbir.train import images_to_tensor
+
+
+def _head(n_bits=12, **kw):
+    return LatentHashNet(3, n_bits, in_dim=6, feature_dim=10, dropout=0.0, seed=0, **kw)
+
+
+def test_codes_are_exact_threshold_of_latent_layer():
+    torch.manual_seed(0)
+    net = _head(12)
+    x = torch.randn(40, 6)
+    h = net.embed(x).latent
+    with torch.no_grad():
+        manual = torch.sigmoid(net.latent(net.feature(x))).numpy()
+    np.testing.assert_allclose(h, manual, rtol=1e-6)
+    codes = net.encode(x)
+    assert codes.shape == (40, 2) and codes.dtype == np.uint8
+    np.testing.assert_array_equal(unpack_bits(codes, 12), (manual > 0.5).astype(np.uint8))
+    # packing round-trips and bit 0 is the most significant bit of byte 0
+    np.testing.assert_array_equal(pack_bits(unpack_bits(codes, 12)), codes)
+    assert pack_bits(np.array([[1] + [0] * 11]))[0, 0] == 128
+
+
+def test_lsh_init_statistics():
+    lin = torch.nn.Linear(400, 300)
+    lsh_init_(lin, torch.Generator().manual_seed(0))
+    w = lin.weight.detach().numpy()
+    assert abs(w.mean()) < 0.002
+    assert abs(w.std() - 1 / np.sqrt(400)) < 0.002
+    assert torch.all(lin.bias == 0)
+    # zero bias + sigmoid threshold 0.5 == sign of a random projection at initialisation
+    net = _head(16)
+    x = torch.randn(30, 6)
+    with torch.no_grad():
+        f = net.feature(x)
+        proj = (f @ net.latent.weight.T > 0).numpy().astype(np.uint8)
+    np.testing.assert_array_equal(unpack_bits(net.encode(x), 16), proj)
+
+
+def test_seeded_init_is_deterministic():
+    a, b = _head(8), _head(8)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_without_latent_layer():
+    net = _head(None)
+    emb = net.embed(torch.randn(5, 6))
+    assert emb.latent is None and emb.logits.shape == (5, 3) and emb.features.shape == (5, 10)
+    with pytest.raises(ValueError, match="no latent layer"):
+        net.encode(torch.randn(5, 6))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_bad_bit_counts(bad):
+    with pytest.raises(ValueError, match="n_bits"):
+        _head(bad)
+
+
+def test_small_cnn_trains_a_step():
+    trunk, dim = small_cnn(1, (4, 8, 8))
+    net = LatentHashNet(10, 12, trunk=trunk, in_dim=dim, feature_dim=16, seed=0)
+    imgs = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 3), dtype=np.uint8)
+    x = images_to_tensor(imgs[..., :1])
+    assert x.shape == (8, 1, 28, 28)
+    y = torch.arange(8) % 10
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss0 = torch.nn.functional.cross_entropy(net(x), y)
+    loss0.backward()
+    opt.step()
+    assert net.encode(x).shape == (8, 2)

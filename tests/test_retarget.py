@@ -1,0 +1,158 @@
+"""Tests of cbir.retarget: FU / RRI / RF targets (Tzelepi & Tefas 2018, Eq. 1-14), the head, retraining."""
+import numpy as np
+import pytest
+import torch
+
+from cbir import metrics, retarget
+
+# 2-D fixture: five points on a line, hand-checked neighbourhoods
+X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [6.0, 0.0], [10.0, 0.0]], np.float32)
+
+
+def test_nearest_neighbours_excludes_self():
+    D, I = retarget.nearest_neighbours(X, 2)
+    assert I.tolist() == [[1, 2], [0, 2], [1, 0], [2, 4], [3, 2]]
+    np.testing.assert_allclose(D[0], [1.0, 3.0])
+
+
+def test_fu_targets_closed_form():
+    # Eq. 3 with n = 2, eta = 0.25: t = x - 0.5 (x - mu), mu = mean of the 2 nearest
+    mu = np.array([[2.0, 0], [1.5, 0], [0.5, 0], [6.5, 0], [4.5, 0]], np.float32)
+    expected = X - 0.5 * (X - mu)
+    np.testing.assert_allclose(retarget.fu_targets(X, n_neighbors=2, eta=0.25), expected, rtol=1e-6)
+
+
+def test_fu_eta_zero_is_identity_and_half_is_mean():
+    np.testing.assert_array_equal(retarget.fu_targets(X, n_neighbors=2, eta=0.0), X)
+    np.testing.assert_allclose(retarget.fu_targets(X, n_neighbors=1, eta=0.5)[:, 0], [1, 0, 1, 3, 6])
+
+
+def test_fu_rejects_bad_eta():
+    with pytest.raises(ValueError, match=r"eta=0.7 outside \[0, 0.5\].*retarget.eta"):
+        retarget.fu_targets(X, eta=0.7)
+
+
+# labelled fixture: class 0 = points 0, 1, 2; class 1 = points 3, 4
+Y = np.array([0, 0, 0, 1, 1])
+
+
+def test_rri_beta_zero_is_mean_of_relevant():
+    t = retarget.rri_targets(X, Y, m=None, n=1, beta=0.0)
+    expected = np.array([2.0, 1.5, 0.5, 10.0, 6.0])  # mean of the other members of the class
+    np.testing.assert_allclose(t[:, 0], expected, rtol=1e-6)
+
+
+def test_rri_closed_form_with_nearest_irrelevant():
+    # Eq. 8, beta = 0.2, m = 1 nearest relevant, n = 1 nearest irrelevant
+    mu_pos = np.array([1.0, 0.0, 1.0, 10.0, 6.0])
+    mu_neg = np.array([6.0, 6.0, 6.0, 3.0, 3.0])
+    x = X[:, 0]
+    expected = x - 0.8 * (x - mu_pos) + 0.2 * (x - mu_neg)
+    np.testing.assert_allclose(retarget.rri_targets(X, Y, m=1, n=1, beta=0.2)[:, 0], expected, rtol=1e-6)
+
+
+def test_rri_n_irrelevant_mean():
+    _, mu_neg = retarget.relevant_irrelevant_means(X, Y, n=2)
+    np.testing.assert_allclose(mu_neg[:, 0], [8.0, 8.0, 8.0, 2.0, 2.0])
+
+
+def test_distractor_targets_eq10():
+    d = np.array([[2.0, 0.0], [50.0, 0.0]], np.float32)  # the far one is gathered by nobody with n = 1
+    gathered, t = retarget.distractor_targets(X, Y, d, n=1, theta=0.5)
+    assert gathered.tolist() == [0]
+    # d=2 is the nearest irrelevant of class-0 points x=0 (dist 2), x=1 (dist 1) and x=3 (dist 1); class-1
+    # points prefer x=3. Nearest gatherer: tie at distance 1 broken by index -> x=1.
+    # Eq. 10: t = d + 2 theta (d - x) = 2 + (2 - 1) = 3
+    np.testing.assert_allclose(t, [[3.0, 0.0]])
+
+
+def test_simulate_feedback_first_relevant_and_irrelevant():
+    xb = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]], np.float32)
+    yb = np.array([0, 1, 0, 0, 1])
+    xq = np.array([[0.1]], np.float32)
+    fb = retarget.simulate_feedback(xq, np.array([0]), xb, yb, n_relevant=2, n_irrelevant=1, depth=5)
+    assert fb.item.tolist() == [0, 1, 2]
+    assert fb.relevant.tolist() == [True, False, True]
+    fb2 = retarget.simulate_feedback(xb[:1], yb[:1], xb, yb, n_relevant=1, n_irrelevant=0, depth=5,
+                                     exclude=np.array([0]))
+    assert fb2.item.tolist() == [2]
+
+
+def test_rf_targets_eq13_eq14():
+    xb = np.array([[2.0, 0.0], [0.0, 4.0]], np.float32)
+    xq = np.array([[0.0, 0.0]], np.float32)
+    fb = retarget.Feedback(np.array([0, 0]), np.array([0, 1]), np.array([True, False]))
+    t = retarget.rf_targets(xq, xb, fb, alpha=0.25)
+    np.testing.assert_allclose(t, [[1.0, 0.0], [0.0, 6.0]])  # x -/+ 0.5 (x - q)
+    np.testing.assert_allclose(retarget.rf_targets(xq, xb, fb, alpha=0.5)[0], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("layer", ["fc6", "fc7"])
+def test_head_starts_as_identity(layer):
+    x = np.abs(np.random.default_rng(0).normal(size=(7, 5))).astype(np.float32)
+    head = retarget.RetargetHead(5, layer)
+    np.testing.assert_allclose(retarget.transform(head, x), x, atol=1e-6)
+    assert isinstance(head.act7 if layer == "fc7" else head.act6, torch.nn.PReLU)
+
+
+def test_layerwise_learning_rates():
+    head = retarget.RetargetHead(4, "fc7")
+    groups = head.param_groups(1e-5, 1e-3)
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in head.parameters())
+
+
+def test_retraining_reduces_loss_toward_targets():
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.normal(size=(64, 8))).astype(np.float32)
+    y = np.repeat(np.arange(4), 16)
+    t = retarget.rri_targets(x, y, beta=0.2)
+    head = retarget.RetargetHead(8, "fc7")
+    before = float(((retarget.transform(head, x) - t) ** 2).mean())
+    hist = retarget.fit_targets(head, x, t, retarget.TrainConfig(epochs=30, batch_size=16, lr_fc6=1e-3,
+                                                                 lr_fc7=1e-2, seed=0))
+    after = float(((retarget.transform(head, x) - t) ** 2).mean())
+    assert after < 0.5 * before
+    assert hist["loss"].iloc[-1] < hist["loss"].iloc[0]
+
+
+def test_run_pipeline_and_bad_step():
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.normal(size=(40, 6))).astype(np.float32)
+    y = np.repeat(np.arange(4), 10)
+    data = retarget.RetrainData(x, y, x, y, x[:8], y[:8], np.arange(8))
+    head, hist = retarget.run_pipeline(["fu", "rri", "rf"], data, layer="fc7",
+                                       mcfg=retarget.MethodConfig(rf_relevant=2, rf_irrelevant=1, rf_depth=20),
+                                       cfg=retarget.TrainConfig(epochs=2, batch_size=16, lr_fc7=1e-3))
+    assert hist["method"].unique().tolist() == ["fu", "rri", "rf"]
+    assert (hist.loc[hist.method == "rf", "n_samples"] == 24).all()
+    with pytest.raises(ValueError, match="unknown steps"):
+        retarget.check_pipeline(["fu", "svm"])
+    assert retarget.pipeline_name(["fu", "rri"], "fc7") == "FU(FC6,FC7; FC7) -> RRI(FC6,FC7; FC7)"
+
+
+def test_evaluate_matches_hand_ap_and_shared_metric():
+    xb = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
+    yb = np.array([1, 0, 1, 0])
+    xq = np.array([[0.0]], np.float32)
+    r = retarget.evaluate(xq, np.array([1]), xb, yb, k=2)
+    # ranking 0,1,2,3 -> relevant at ranks 1 and 3: AP (Eq. 18) = (1/1 + 2/3) / 2
+    assert r["map_all"] == pytest.approx((1 + 2 / 3) / 2)
+    assert r["map_at_2"] == pytest.approx(1.0)  # denominator: relevant within the top 2
+    rank = retarget.full_ranking(xb, xq)
+    assert r["map_all"] == pytest.approx(metrics.map_all(metrics.relevance(rank, np.array([1]), yb)))
+
+
+def test_feedback_rounds_shape_and_round_zero():
+    rng = np.random.default_rng(2)
+    x = np.abs(rng.normal(size=(30, 4))).astype(np.float32)
+    y = np.repeat(np.arange(3), 10)
+    head = retarget.RetargetHead(4, "fc7")
+    df = retarget.feedback_rounds(head, x, y, x[:2] + 0.01, y[:2], rounds=2, n_relevant=2, n_irrelevant=2,
+                                  depth=10, cfg=retarget.TrainConfig(epochs=1, batch_size=8, lr_fc7=1e-3))
+    assert df.shape == (6, 4) and df["round"].tolist() == [0, 1, 2, 0, 1, 2]
+    base = retarget.evaluate(x[:2] + 0.01, y[:2], x, y)  # round 0 = untouched head
+    rank = retarget.full_ranking(x, x[:2] + 0.01)
+    p3 = (y[rank[:, :3]] == y[:2, None]).mean(1)
+    np.testing.assert_allclose(df.loc[df["round"] == 0, "precision_at_k"], p3)
+    assert base["p_at_10"] >= 0
