@@ -8,7 +8,7 @@ measures, on random 32x32 inputs (speed does not depend on content):
 * code generation ms/image — one image per forward pass to the hash layer and the 0.5 threshold
   (Eq. 4.7), median over images, as in Table 5.5; plus the batched throughput (batches of 500).
 
-Runs in about 1-2 minutes on 2 CPU cores (bounded by ``--budget`` seconds per measurement):
+Runs in about 1 minute on 2 CPU cores (bounded by ``--budget`` seconds per measurement):
 
     python benchmarks/bench_drhn.py [--depths 1 3 9] [--threads 2] [--budget 8]
 """
@@ -23,6 +23,11 @@ import torch.nn.functional as F
 
 from cbir.models.drhn import DRHN, count_parameters
 from cbir.runtime import describe_device
+
+
+#: Table 5.4 (seconds per training epoch) and Table 5.5 (ms per code, 48 bits) of the thesis, for the ratios.
+THESIS_SEC_PER_EPOCH = {1: 66.41, 2: 122.22, 3: 184.57, 4: 263.72, 5: 316.51, 9: 858.01, 15: 1213.72, 16: 989.50}
+THESIS_MS_PER_CODE_48 = {1: 4.681, 2: 8.554, 3: 12.759, 4: 15.466, 5: 19.375, 9: 37.188, 15: 61.635, 16: 67.263}
 
 
 def train_images_per_second(model: DRHN, batch: int, budget: float, warmup: int = 1) -> float:
@@ -84,16 +89,21 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"device: {describe_device(torch.device('cpu'))}, torch {torch.__version__}")
     print(f"{'model':>8} {'params':>9} {'train img/s':>12} {'s/epoch 18k':>12} {'ms/code (1 img)':>16} "
-          f"{'codes img/s (batch 500)':>24}")
+          f"{'codes img/s (batch 500)':>24} {'train x DRHN-1':>15} {'thesis':>7} {'code x DRHN-1':>14} {'thesis':>7}")
+    base = None
     for n in args.depths:
         m = DRHN(n, args.bits)
         tps = train_images_per_second(m, args.batch, args.budget)
         ms = code_ms_per_image(m, budget=args.budget / 2)
         bps = code_batched_images_per_second(m, budget=args.budget / 2)
+        base = base or (tps, ms)
+        t_ratio, c_ratio = base[0] / tps, ms / base[1]
+        th_t = THESIS_SEC_PER_EPOCH.get(n, float("nan")) / THESIS_SEC_PER_EPOCH[1]
+        th_c = THESIS_MS_PER_CODE_48.get(n, float("nan")) / THESIS_MS_PER_CODE_48[1]
         print(f"{'DRHN-' + str(n):>8} {count_parameters(m):>9} {tps:>12.1f} {18000 / tps:>12.1f} {ms:>16.2f} "
-              f"{bps:>24.1f}", flush=True)
-    print("thesis (own GPU): Table 5.4 s/epoch DRHN-1 66.4, DRHN-3 184.6, DRHN-9 858.0 (100k mirrored images); "
-          "Table 5.5 ms/code DRHN-1 4.7, DRHN-3 12.1, DRHN-9 37.2 (48 bits: 4.68, 12.76, 37.19)")
+              f"{bps:>24.1f} {t_ratio:>15.2f} {th_t:>7.2f} {c_ratio:>14.2f} {th_c:>7.2f}", flush=True)
+    print("ratios: cost of DRHN-n relative to the first depth measured (DRHN-1 by default); 'thesis' = the same ratio "
+          "from Table 5.4 (s/epoch) and Table 5.5 (ms/code, 48 bits) on the thesis' GPU")
 
 
 if __name__ == "__main__":

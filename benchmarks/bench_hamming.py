@@ -15,6 +15,9 @@ Codes and features are synthetic (uniform random bits, Gaussian features): searc
 not on content.  Runs in well under 3 minutes on 2 CPU cores:
 
     python benchmarks/bench_hamming.py [--n 1000000] [--queries 200] [--threads 2]
+
+On a CPU shared with other jobs, faiss's OpenMP threads can spin against them: compare ``--threads 1``
+(measured on a loaded 2-core machine: faiss 466 q/s with 1 thread vs 131 q/s with 2).
 """
 from __future__ import annotations
 

@@ -66,6 +66,7 @@ def test_bad_bit_counts(bad):
 
 def test_small_cnn_trains_a_step():
     trunk, dim = small_cnn(1, (4, 8, 8))
+    assert dim == 72 and trunk(torch.zeros(2, 1, 28, 28)).shape == (2, 72)
     net = LatentHashNet(10, 12, trunk=trunk, in_dim=dim, feature_dim=16, seed=0)
     imgs = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 3), dtype=np.uint8)
     x = images_to_tensor(imgs[..., :1])
@@ -76,3 +77,24 @@ def test_small_cnn_trains_a_step():
     loss0.backward()
     opt.step()
     assert net.encode(x).shape == (8, 2)
+
+
+def test_train_and_embed_learns_and_caches(tmp_path, capsys):
+    from cbir.models.latent_hash import train_and_embed
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    centers = rng.standard_normal((3, 8)) * 3
+    x = (centers[y] + rng.standard_normal((120, 8))).astype(np.float32)
+    kw = dict(n_classes=3, in_dim=8, feature_dim=16, dropout=0.0, epochs=30, lr=0.01, batch_size=32, seed=0,
+              progress=False)
+    out = train_and_embed(x, y, x[:30], cache_dir=tmp_path, cache_params={"fixture": 1}, n_bits=8, **kw)
+    assert out["db_latent"].shape == (120, 8) and out["test_logits"].shape == (30, 3)
+    assert (out["test_logits"].argmax(1) == y[:30]).mean() == 1.0
+    bits = (out["db_latent"] > 0.5).astype(int)
+    d = (bits[:, None] != bits[None]).sum(-1)
+    same = y[:, None] == y[None]
+    assert d[same].mean() + 2 < d[~same].mean()  # codes of a class are closer than across classes
+    again = train_and_embed(x, y, x[:30], cache_dir=tmp_path, cache_params={"fixture": 1}, n_bits=8, **kw)
+    assert "cache hit" in capsys.readouterr().out
+    np.testing.assert_array_equal(again["db_latent"], out["db_latent"])

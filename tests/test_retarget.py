@@ -89,10 +89,11 @@ def test_rf_targets_eq13_eq14():
 
 @pytest.mark.parametrize("layer", ["fc6", "fc7"])
 def test_head_starts_as_identity(layer):
-    x = np.abs(np.random.default_rng(0).normal(size=(7, 5))).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)  # signed, like centred PCA features
     head = retarget.RetargetHead(5, layer)
     np.testing.assert_allclose(retarget.transform(head, x), x, atol=1e-6)
     assert isinstance(head.act7 if layer == "fc7" else head.act6, torch.nn.PReLU)
+    assert (head.fc7 is None) == (layer == "fc6")
 
 
 def test_layerwise_learning_rates():
@@ -156,3 +157,27 @@ def test_feedback_rounds_shape_and_round_zero():
     p3 = (y[rank[:, :3]] == y[:2, None]).mean(1)
     np.testing.assert_allclose(df.loc[df["round"] == 0, "precision_at_k"], p3)
     assert base["p_at_10"] >= 0
+
+
+def test_projection_is_centred_pca_keeping_distances_at_full_rank():
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(50, 6)) * [5, 4, 3, 2, 1, 0.5]).astype(np.float32)
+    q = rng.normal(size=(5, 6)).astype(np.float32)
+    proj = retarget.fit_projection(x, 6)
+    zx, zq = retarget.apply_projection(x, proj), retarget.apply_projection(q, proj)
+    np.testing.assert_allclose(zx.mean(0), 0, atol=1e-5)
+    d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(zq, zx), d(q, x), rtol=1e-4, atol=1e-4)  # full-rank PCA = rotation
+    z2 = retarget.apply_projection(x, retarget.fit_projection(x, 2))
+    assert z2.shape == (50, 2) and z2[:, 0].var() >= z2[:, 1].var()  # ordered by explained variance
+    assert retarget.fit_projection(x, None) is None
+    with pytest.raises(ValueError, match="pca_dim=9"):
+        retarget.fit_projection(x, 9)
+
+
+def test_rri_singleton_class_is_only_pushed_away():
+    x = np.array([[0.0], [1.0], [5.0]], np.float32)
+    y = np.array([0, 0, 1])
+    t = retarget.rri_targets(x, y, n=1, beta=0.2)
+    # x=5 has no relevant neighbour: mu+ = x, so t = x + 0.2 (x - mu-) with mu- = 1
+    assert t[2, 0] == pytest.approx(5 + 0.2 * 4)

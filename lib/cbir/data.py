@@ -120,16 +120,25 @@ def _not_found(name: str, what: str, data_dir, hint: str) -> DatasetNotFoundErro
 
 def stratified_subset(labels: np.ndarray, n_per_class: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of ``n_per_class`` random items per class (all of a smaller class), deterministic."""
-    labels = np.asarray(labels)
     if n_per_class < 1:
         raise ValueError(f"n_per_class={n_per_class} must be >= 1")
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(labels))
+    order, rank = class_ranks(labels, seed)
+    return np.sort(order[rank < n_per_class])
+
+
+def class_ranks(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random order of the items grouped by class, and each item's rank within its class.
+
+    Returns ``(order, rank)``: ``order`` is a permutation of ``arange(N)`` sorted by label (random within
+    a class), ``rank[i]`` the position of ``order[i]`` inside its class. Taking ``rank < n`` selects ``n``
+    random items per class — the basis of stratified subsets and splits.
+    """
+    labels = np.asarray(labels)
+    perm = np.random.default_rng(seed).permutation(len(labels))
     order = perm[np.argsort(labels[perm], kind="stable")]
     lab = labels[order]
-    first = np.searchsorted(lab, lab, side="left")
-    rank = np.arange(len(lab)) - first
-    return np.sort(order[rank < n_per_class])
+    rank = np.arange(len(lab)) - np.searchsorted(lab, lab, side="left")
+    return order, rank
 
 
 def to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
@@ -447,6 +456,6 @@ def available_real(data_dir: str | os.PathLike | None = None) -> list[str]:
     return [k for k, rel in checks.items() if find_data(rel, data_dir) is not None]
 
 
-__all__ = ["Dataset", "DatasetNotFoundError", "ImageDecodeError", "load_dataset", "stratified_subset",
+__all__ = ["Dataset", "DatasetNotFoundError", "ImageDecodeError", "load_dataset", "stratified_subset", "class_ranks",
            "synthetic_images", "resize_batch", "decode_image", "to_rgb_uint8", "write_manifest",
            "available_real", "find_data", "data_dirs", "sha256_file"]

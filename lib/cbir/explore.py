@@ -365,14 +365,21 @@ def is_interactive(setting: bool | None = None) -> bool:
     return "JPY_SESSION_NAME" in os.environ
 
 
-def show(explorer: Any, interactive: bool | None, **static_values: Any) -> Any:
+def show(explorer: Any, interactive: bool | None, save_as: str | None = None, P: Any = None,
+         **static_values: Any) -> Any:
     """The widget when interactive (JupyterLab), else the static twin for ``static_values``.
 
-    ``interactive`` is the profile's setting (``None`` = auto, see :func:`is_interactive`). Returns the
-    widget or the figure, so a notebook can save the figure.
+    ``interactive`` is the profile's setting (``None`` = auto, see :func:`is_interactive`). The static
+    figure is saved as ``<figures>/<save_as>.png`` when ``save_as`` and ``P`` are given. Returns the
+    widget or the figure.
     """
     if is_interactive(interactive):
         box = explorer.widget()
         _display(box)
         return box
-    return explorer.render(**static_values)
+    fig = explorer.render(**static_values)
+    if save_as is not None and P is not None:
+        from cbir.plots import savefig
+
+        savefig(fig, save_as, P)
+    return fig

@@ -18,7 +18,7 @@ The paper retrains CaffeNet's FC6/FC7 (4096-d, ReLU after FC7 replaced by a PReL
 FC7 with a larger learning rate, Adam, lr 1e-5, batch 64, 50 epochs; Sec. 3.2 and 5.3). Here the
 convolutional trunk is a frozen ImageNet backbone whose pooled features are computed once; two fully
 connected layers on top of them play FC6/FC7 (:class:`RetargetHead`). Both are initialised to the
-identity, so the untrained head reproduces the backbone's features exactly (the "CaffeNet => FC7" baseline
+identity (PReLU slopes 1), so the untrained head reproduces the backbone's features exactly (the "CaffeNet => FC7" baseline
 row) and retraining only moves away from them.
 
 All neighbour searches go through :mod:`cbir.index` (faiss, Euclidean distance as in Sec. 5.3); no Python
@@ -27,14 +27,14 @@ loop runs over database items (RRI loops over classes, RF rounds over user queri
 References
 ----------
 M. Tzelepi and A. Tefas, "Deep convolutional image retrieval: A general framework", Signal Processing:
-Image Communication 63 (2018) 30-43. https://doi.org/10.1016/j.image.2018.01.007
+Image Communication, 2018 (text: shared/papers/05_retraining_framework_query_expansion.txt).
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal, Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -139,15 +139,18 @@ def fu_targets(x: np.ndarray, *, n_neighbors: int = 2, eta: float = 0.5) -> np.n
 
 # ============================================================================================ RRI
 def _class_mean_excluding_self(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Mean of all *other* rows of the same class (vectorised with ``np.add.at``)."""
+    """Mean of all *other* rows of the same class (vectorised with ``np.add.at``).
+
+    A row alone in its class (possible in a random training subset) has no relevant neighbour: its
+    ``mu+`` is the row itself, so Eq. 8 only pushes it away from ``mu-``.
+    """
     uniq, inv = np.unique(labels, return_inverse=True)
     sums = np.zeros((len(uniq), x.shape[1]), np.float64)
     np.add.at(sums, inv, x)
-    counts = np.bincount(inv).astype(np.float64)
-    if (counts < 2).any():
-        bad = uniq[counts < 2]
-        raise ValueError(f"classes {bad.tolist()[:5]} have a single member: RRI (Eq. 4) needs >= 2 per class")
-    return ((sums[inv] - x) / (counts[inv] - 1)[:, None]).astype(np.float32)
+    counts = np.bincount(inv).astype(np.float64)[inv]
+    others = np.maximum(counts - 1, 1)[:, None]
+    mu = np.where(counts[:, None] > 1, (sums[inv] - x) / others, x)
+    return mu.astype(np.float32)
 
 
 def relevant_irrelevant_means(x: np.ndarray, labels: np.ndarray, *, m: int | None = None,
@@ -376,10 +379,11 @@ def rf_targets(xq: np.ndarray, xb: np.ndarray, feedback: Feedback, *, alpha: flo
 class RetargetHead(nn.Module):
     """Two fully connected layers over frozen pooled backbone features, playing CaffeNet's FC6/FC7 (Sec. 3.2).
 
-    ``layer="fc7"``: ``FC6 -> ReLU -> FC7 -> PReLU`` (the ReLU after FC7 replaced by a PReLU, as the paper
-    does); ``layer="fc6"``: ``FC6 -> PReLU`` (FC7 removed). Both linear layers are square and initialised to
-    the identity with zero bias, so on non-negative pooled features (the backbone ends in ReLU6 and average
-    pooling) the untrained head returns its input exactly. The PReLU slope starts at ``prelu_init``.
+    ``layer="fc7"``: ``FC6 -> PReLU -> FC7 -> PReLU``; ``layer="fc6"``: ``FC6 -> PReLU`` (FC7 removed). The
+    paper replaces the ReLU after the retrained layer by a PReLU; here both activations are PReLUs whose
+    slope starts at ``prelu_init = 1`` and both square linear layers start as the identity with zero bias,
+    so the untrained head returns its (possibly signed, e.g. PCA-centred) input exactly and retraining
+    learns any non-linearity from there.
 
     Parameters
     ----------
@@ -388,15 +392,16 @@ class RetargetHead(nn.Module):
     layer : {"fc6", "fc7"}
         Layer whose output is the representation.
     prelu_init : float
+        Initial PReLU slope for negative inputs (1 = identity).
     """
 
-    def __init__(self, dim: int, layer: str = "fc7", prelu_init: float = 0.25):
+    def __init__(self, dim: int, layer: str = "fc7", prelu_init: float = 1.0):
         super().__init__()
         if layer not in LAYERS:
             raise ValueError(f"layer={layer!r}; use 'fc6' or 'fc7'")
         self.dim, self.layer = int(dim), layer
         self.fc6 = nn.Linear(dim, dim)
-        self.act6 = nn.PReLU(init=prelu_init) if layer == "fc6" else nn.ReLU()
+        self.act6 = nn.PReLU(init=prelu_init)
         self.fc7 = nn.Linear(dim, dim) if layer == "fc7" else None
         self.act7 = nn.PReLU(init=prelu_init) if layer == "fc7" else None
         with torch.no_grad():
@@ -415,7 +420,7 @@ class RetargetHead(nn.Module):
         """Adam parameter groups: a small rate for FC6 and a larger one for FC7 (+ PReLU), Sec. 3.2."""
         if self.fc7 is None:  # FC6 is the retrained layer of interest
             return [{"params": list(self.fc6.parameters()) + list(self.act6.parameters()), "lr": lr_fc7}]
-        return [{"params": list(self.fc6.parameters()), "lr": lr_fc6},
+        return [{"params": list(self.fc6.parameters()) + list(self.act6.parameters()), "lr": lr_fc6},
                 {"params": list(self.fc7.parameters()) + list(self.act7.parameters()), "lr": lr_fc7}]
 
 
@@ -706,6 +711,11 @@ class SplitFeatures:
     image_size: int
     protocol: str
     relevance: str = "same class label"
+    proj: dict | None = None
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Apply the split's feature projection (PCA, see :func:`fit_projection`) to raw backbone features."""
+        return apply_projection(x, self.proj)
 
     @property
     def x_q(self) -> np.ndarray:
@@ -718,6 +728,34 @@ class SplitFeatures:
     def queries(self, n: int, seed: int) -> np.ndarray:
         """``n`` pool indices drawn with ``seed`` (the stability study's query sets)."""
         return np.sort(np.random.default_rng(seed).permutation(len(self.y_pool))[:n])
+
+
+def fit_projection(x_fit: np.ndarray, dim: int | None) -> dict | None:
+    """PCA to ``dim`` components fitted on ``x_fit`` (unlabelled database features); ``None`` = no projection.
+
+    The projected features are centred and signed; :class:`RetargetHead` (PReLU slope 1 at start) keeps them
+    unchanged before retraining. With ``dim`` = the full dimension the map is a rotation (distances kept).
+    """
+    if dim is None:
+        return None
+    x_fit = _feats(x_fit)
+    if not 1 <= dim <= x_fit.shape[1]:
+        raise ValueError(f"pca_dim={dim} must be in [1, {x_fit.shape[1]}] (feature dimension); "
+                         "set retarget.pca_dim in params/<profile>.yaml or null")
+    mean = x_fit.mean(0, dtype=np.float64)
+    w, v = np.linalg.eigh(np.cov((x_fit - mean).T.astype(np.float64)))
+    comp = v[:, ::-1][:, :dim]
+    comp *= np.sign(comp[np.abs(comp).argmax(0), np.arange(dim)])  # deterministic signs
+    return {"mean": mean.astype(np.float32), "components": comp.astype(np.float32),
+            "explained": float(w[::-1][:dim].sum() / w.sum())}
+
+
+def apply_projection(x: np.ndarray, proj: dict | None) -> np.ndarray:
+    """``(x - mean) @ components`` (float32), or ``x`` unchanged when ``proj`` is None."""
+    x = _feats(x)
+    if proj is None:
+        return x
+    return ((x - proj["mean"]) @ proj["components"]).astype(np.float32)
 
 
 def _subset(images, idx):
@@ -764,10 +802,14 @@ def prepare_dataset(name: str, P, backbone, *, verbose: bool = True) -> SplitFea
         n_q = min(P.n_queries, len(y_pool))
         q_idx = np.sort(np.random.default_rng(P.seed).permutation(len(y_pool))[:n_q])
         how = f"{n_q} queries drawn from the {len(y_pool)} test images (seed {P.seed})"
+    proj = fit_projection(x_db, P.pca_dim)
+    x_db, x_pool = apply_projection(x_db, proj), apply_projection(x_pool, proj)
+    feat = (f"{backbone.feature_dim}-d" if proj is None else
+            f"{backbone.feature_dim}-d -> PCA {P.pca_dim} ({100 * proj['explained']:.0f}% variance, fitted on the database)")
     protocol = (f"{name}: database {len(y_db)} images, {len(q_idx)} queries ({how}), "
                 f"{len(np.unique(y_db))} classes; relevance = same class; backbone {backbone.name} pooled "
-                f"{backbone.feature_dim}-d @ {size}px; Euclidean distance")
-    return SplitFeatures(name, x_db, y_db, x_pool, y_pool, q_idx, db_images, pool_images, size, protocol)
+                f"{feat} @ {size}px; Euclidean distance")
+    return SplitFeatures(name, x_db, y_db, x_pool, y_pool, q_idx, db_images, pool_images, size, protocol, proj=proj)
 
 
 def method_config(P) -> MethodConfig:
@@ -847,7 +889,8 @@ def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
 
 
 def crop_features(sf: SplitFeatures, items: np.ndarray, P, backbone) -> np.ndarray:
-    """Pooled backbone features of the nine half-size crops (Sec. 4) of database images ``items``: (U, 9, D)."""
+    """Features of the nine half-size crops (Sec. 4) of database images ``items`` (pooled backbone features,
+    projected like the split's): (U, 9, D)."""
     from cbir import cache
     from cbir.expansion import nine_crops
 
@@ -856,7 +899,7 @@ def crop_features(sf: SplitFeatures, items: np.ndarray, P, backbone) -> np.ndarr
     x = backbone.cached_features(crops, sf.image_size, P.cache_dir,
                                  {"dataset": sf.dataset, "crops_of": cache.key(items=items), "n_db": len(sf.y_db)},
                                  progress=P.progress)
-    return x.reshape(len(items), 9, -1)
+    return sf.project(x).reshape(len(items), 9, -1)
 
 
 def expansion_table(sf: SplitFeatures, head: RetargetHead, P, backbone) -> pd.DataFrame:
@@ -959,8 +1002,8 @@ def plot_toy(toy: dict[str, np.ndarray]):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharex=True, sharey=True)
     x, y = toy["x"], toy["y"]
     colors = np.array(["tab:blue", "tab:orange"])[y]
-    for ax, key, title in ((axes[0], "fu", "FU: toward the mean of 2 nearest (Eq. 3)"),
-                           (axes[1], "rri", "RRI: toward relevant, away from irrelevant (Eq. 8)")):
+    for ax, key, title in ((axes[0], "fu", "FU (Eq. 3):\ntoward the mean of the 2 nearest"),
+                           (axes[1], "rri", "RRI (Eq. 8):\ntoward relevant, away from irrelevant")):
         ax.scatter(x[:, 0], x[:, 1], c=colors, s=25, zorder=3)
         d = toy[key] - x
         ax.quiver(x[:, 0], x[:, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1, width=0.004,
@@ -975,7 +1018,7 @@ def plot_toy(toy: dict[str, np.ndarray]):
     ax.scatter(it[:, 0], it[:, 1], c=col, s=40, zorder=3)
     ax.quiver(it[:, 0], it[:, 1], (t - it)[:, 0], (t - it)[:, 1], angles="xy", scale_units="xy", scale=1,
               width=0.005, color=col)
-    ax.set_title("RF: relevant to / irrelevant from the query (Eq. 13-14)")
+    ax.set_title("RF (Eq. 13-14):\nrelevant onto / irrelevant away from the query")
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig, axes

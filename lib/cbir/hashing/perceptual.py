@@ -63,7 +63,8 @@ def _as_image_list(images: Any) -> list[np.ndarray] | np.ndarray:
                 f"image batch must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}; "
                 "convert with cbir.transforms.as_rgb_uint8 per image"
             )
-        as_rgb_uint8(images[0], name="images[0]") if len(images) else None  # size check
+        if len(images):
+            as_rgb_uint8(images[0], name="images[0]")  # the minimum-size check
         return np.ascontiguousarray(images)
     if isinstance(images, (np.ndarray, Image.Image)):
         raise TypeError(
@@ -193,8 +194,10 @@ class OpenCVHash(PerceptualHash):
 
     def hash_batch(self, images: Any) -> np.ndarray:
         imgs = _as_image_list(images)
-        raw = np.stack([self._impl.compute(np.ascontiguousarray(im[:, :, ::-1])).reshape(-1) for im in imgs]) \
-            if len(imgs) else np.zeros((0, self.n_bits // 8), np.uint8)
+        if len(imgs) == 0:
+            return np.zeros((0, self.n_bits // 8), np.uint8)
+        # one compute() per image: OpenCV's img_hash has no batched API
+        raw = np.stack([self._impl.compute(np.ascontiguousarray(im[:, :, ::-1])).reshape(-1) for im in imgs])
         raw = raw.astype(np.uint8)
         return _opencv_bits_to_packed(raw) if self.kind == "binary" else raw
 

@@ -58,6 +58,8 @@ class Backbone:
             out.update({f"block{i:02d}": b for i, b in enumerate(m._blocks)})
             out["head"] = m._bn1
             return out
+        if hasattr(m, "trunk") and hasattr(m, "fc"):  # ResNet/GoogLeNet/Inception wrapper: the real stages
+            return {f"trunk.{n}": c for n, c in m.trunk.named_children() if n != "fc"}
         return dict(m.named_children())
 
     def preprocess(self, images: np.ndarray | Sequence[np.ndarray], size: int) -> torch.Tensor:

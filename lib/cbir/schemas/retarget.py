@@ -14,6 +14,7 @@ SCHEMA = {
     "image_sizes": Dict(),  # per-dataset override of image_size, e.g. {caltech101_subset: 96}
     "n_queries": Int(min=1),  # evaluation queries drawn from the test split (paper: 1,000 on CIFAR-10)
     "queries_per_class": Int(min=1),  # image folders without a test split: held-out queries per class
+    "pca_dim": Optional(Int(min=1)),  # PCA of the pooled features before the head (null = none; CPU budget)
     "db_per_class": Optional(Int(min=2)),  # cap the database per class (null = whole split)
     "n_train": Int(min=10),  # database images FU/RRI retrain on (paper: 13,000 of NUS-WIDE's 40,000)
     "n_users": Int(min=1),  # simulated RF users = database images used as queries (paper: 1,000 on CIFAR-10)
