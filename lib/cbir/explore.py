@@ -122,7 +122,7 @@ class RetrievalExplorer:
         self.last_state = state
         return state
 
-    def render(self, query: int = 0, method: str | None = None, k: int = 8, ncols: int = 8) -> plt.Figure:
+    def render(self, query: int = 0, method: str | None = None, k: int = 8, ncols: int = 9) -> plt.Figure:
         """Static twin: the query and its top-k, framed green (relevant) / red, as one figure."""
         method = method or next(iter(self.methods))
         s = self.view(query, method, k)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def binarize(h: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Threshold activations into bits: 1 where ``h > threshold`` (Eq. 1 of Lin et al.; Eq. 4.7 of the thesis).
+def binarize(h: np.ndarray, threshold: float = 0.5, inclusive: bool = False) -> np.ndarray:
+    """Threshold activations into bits.
+
+    The thesis' Eq. (4.7) (DRHN) sets a bit where ``H > 0.5``; Li & Li's Eq. (1) where ``H >= 0.5``
+    (``inclusive=True``). The two differ only for activations exactly at the threshold.
 
     Parameters
     ----------
@@ -19,16 +22,18 @@ def binarize(h: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         Latent activations (sigmoid outputs in (0, 1) for latent-layer hashing; any real values with
         ``threshold=0`` for sign hashing).
     threshold : float
-        0.5 for sigmoid layers (DLBHC Eq. 1, DRHN Eq. 4.7); 0 for projections.
+        0.5 for sigmoid layers; 0 for projections.
+    inclusive : bool
+        Use ``>=`` instead of ``>``.
 
     Returns
     -------
-    bits : uint8 array of shape (n, bits), values 0/1, 1 where ``h > threshold``.
+    bits : uint8 array of shape (n, bits), values 0/1.
     """
     h = np.asarray(h)
     if h.ndim != 2 or h.shape[1] == 0:
         raise ValueError(f"h must have shape (n, bits) with bits >= 1, got {h.shape}")
-    return (h > threshold).astype(np.uint8)
+    return (h >= threshold if inclusive else h > threshold).astype(np.uint8)
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
