@@ -1,12 +1,10 @@
 """Shared fixtures: a temporary suite root for params/outputs, the real-data folder when present."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Note: no os.environ changes here — nbval's notebook kernels inherit this process's environment, and an
+# MPLBACKEND=Agg there would silence the inline figures the stored notebooks were checked against.
 
 
 @pytest.fixture
