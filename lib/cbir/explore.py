@@ -83,6 +83,15 @@ def _display(obj: Any) -> None:
     display(obj)
 
 
+def _redraw(out: Any, render: Callable[[], plt.Figure]) -> None:
+    """Replace the contents of an ipywidgets ``Output`` with a freshly rendered figure."""
+    with out:
+        out.clear_output(wait=True)
+        fig = render()
+        _display(fig)
+        plt.close(fig)
+
+
 # --------------------------------------------------------------------------------------------- retrieval
 class RetrievalExplorer:
     """Pick a query, a method and k; see the ranked results, P@k and AP.
@@ -147,11 +156,7 @@ class RetrievalExplorer:
         rng = np.random.default_rng(0)
 
         def update(*_):
-            with out:
-                out.clear_output(wait=True)
-                fig = self.render(q.value, meth.value, k.value)
-                _display(fig)
-                plt.close(fig)
+            _redraw(out, lambda: self.render(q.value, meth.value, k.value))
 
         rnd.on_click(lambda _: setattr(q, "value", int(rng.integers(len(self.q_labels)))))
         for c in (q, meth, k):
@@ -263,11 +268,7 @@ class HashRobustnessExplorer:
             update()
 
         def update(*_):
-            with out:
-                out.clear_output(wait=True)
-                fig = self.render(img.value, mod.value, st.value)
-                _display(fig)
-                plt.close(fig)
+            _redraw(out, lambda: self.render(img.value, mod.value, st.value))
 
         img.observe(update, names="value")
         st.observe(update, names="value")
@@ -340,11 +341,7 @@ class RandomFilterExplorer:
         out = w.Output()
 
         def update(*_):
-            with out:
-                out.clear_output(wait=True)
-                fig = self.render(k.value, b.value, kern.value, img.value)
-                _display(fig)
-                plt.close(fig)
+            _redraw(out, lambda: self.render(k.value, b.value, kern.value, img.value))
 
         for c in (k, b, kern, img):
             c.observe(update, names="value")
