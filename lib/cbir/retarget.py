@@ -1090,8 +1090,11 @@ def paper_rows(schemes: pd.DataFrame, qe: pd.DataFrame | None, rounds: pd.DataFr
     """Rows for :func:`cbir.report.paper_vs_ours` (Tables 1, 7, 10, 11; Fig. 20).
 
     Absolute mAPs are never comparable (another backbone, database size and image source); the *gains*
-    over the baseline on CIFAR-10 data are compared with ``tol_gain`` when the profile runs real CIFAR-10
-    data (``cifar10`` or ``cifar10_subset``), and the Table 10 standard deviations with ``tol_std``.
+    over the baseline on CIFAR-10 data are compared when the profile runs real CIFAR-10 data (``cifar10`` or
+    ``cifar10_subset``), within half the reported gain (at most ``tol_gain``) so that a gain of the wrong
+    sign never counts as reproduced; the Table 10 standard deviations within ``tol_std``. The qualitative
+    claim of Sec. 5.4 ("each of the proposed approaches improve the baseline results", Tables 1-8) is checked
+    on every dataset of the run as a 1 = yes row.
     """
     k = P.map_k
     rows: list[dict] = []
@@ -1122,8 +1125,22 @@ def paper_rows(schemes: pd.DataFrame, qe: pd.DataFrame | None, rounds: pd.DataFr
                 "claim": f"{'+'.join(s.upper() for s in steps)} (FC7) gain over baseline, {metric}",
                 "source": "Table 7", "metric": f"{metric} gain",
                 "reported": _rep("Table 7", "cifar10", setting, metric) - rep_base[metric],
-                "ours": t.loc[key, col] - base[col], "tolerance": tol_gain, "comparable": real_cifar,
+                "ours": t.loc[key, col] - base[col], "comparable": real_cifar,
+                "tolerance": min(tol_gain, 0.5 * abs(_rep("Table 7", "cifar10", setting, metric) - rep_base[metric])),
                 "scale": scale, "protocol": proto, "note": why})
+    for dsd in dict.fromkeys(schemes["dataset"]):
+        td = schemes[schemes["dataset"] == dsd].set_index(["pipeline", "layer"])
+        b = td.loc[("none", "pooled"), "map_all"]
+        for method in ("fu", "rri", "rf"):
+            if (method, "fc7") not in td.index:
+                continue
+            gain = td.loc[(method, "fc7"), "map_all"] - b
+            rows.append({"claim": f"{method.upper()} (FC7) improves mAP over the baseline, {dsd} (1 = yes)",
+                         "source": "Sec. 5.4, Tables 1-8", "metric": "direction", "reported": 1.0,
+                         "ours": float(gain > 0), "tolerance": 0.0, "comparable": P.profile != "smoke",
+                         "scale": f"{P.profile}: {dsd}, {int(td['n_db'].iloc[0])} db / "
+                                  f"{int(td['n_queries'].iloc[0])} queries, {P.epochs} epochs",
+                         "protocol": proto, "note": f"mAP gain {gain:+.4f}"})
     if stab is not None and len(stab) and P.stability_repeats > 1:
         s = summarize_stability(stab, k).set_index("method")
         for ours_m, rep_m in (("baseline", "CaffeNet"), ("FU", "FU"), ("RRI", "RRI"), ("RF", "RF")):
