@@ -1,6 +1,4 @@
 """Drive each explorer programmatically: widget values -> displayed state equals the library's result."""
-import time
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -37,9 +35,8 @@ def test_retrieval_widget_state_matches_library(retrieval):
     np.testing.assert_array_equal(ex.last_state["ids"], I[0])
     np.testing.assert_array_equal(ex.last_state["distances"], D[0])
     assert ex.last_state["precision"] == pytest.approx((db_y[I[0]] == q_y[5]).mean())
-    t0 = time.perf_counter()
-    c["query"].value = 2
-    assert time.perf_counter() - t0 < 1.0  # responds in well under a second on small data
+    c["query"].value = 2  # response time: benchmarks/bench_explore.py and make lab-check, not a timed test
+    assert ex.last_state["query"] == 2 and len(ex.last_state["ids"]) == 6
 
 
 def test_retrieval_static_twin_and_errors(retrieval):
