@@ -80,13 +80,15 @@ def main() -> None:
     rows = []
     t_fu, s_fu = timed(retarget.fu_targets, x, n_neighbors=2, eta=0.5)
     r_fu, s_fu_np = timed(numpy_fu_targets, x, 2, 0.5)
-    rows.append(("FU targets (n=2)", s_fu, s_fu_np, float(np.abs(t_fu - r_fu).max())))
+    rows.append(("FU targets (n=2)", s_fu, s_fu_np, t_fu - r_fu))
     t_rri, s_rri = timed(retarget.rri_targets, x, y, n=5, beta=0.2)
     r_rri, s_rri_np = timed(numpy_rri_targets, x, y, 5, 0.2)
-    rows.append(("RRI targets (all +, 5 -)", s_rri, s_rri_np, float(np.abs(t_rri - r_rri).max())))
-    print(f"{'step':28s} {'faiss s':>9s} {'numpy s':>9s} {'speed-up':>9s} {'max |diff|':>11s}")
+    rows.append(("RRI targets (all +, 5 -)", s_rri, s_rri_np, t_rri - r_rri))
+    # rows that differ: a neighbour swapped at a near-tie of float32 (faiss) vs float64 (NumPy) distances
+    print(f"{'step':28s} {'faiss s':>9s} {'numpy s':>9s} {'speed-up':>9s} {'max |diff|':>11s} {'rows > 1e-4':>12s}")
     for name, s1, s2, diff in rows:
-        print(f"{name:28s} {s1:9.2f} {s2:9.2f} {s2 / s1:8.1f}x {diff:11.2e}")
+        bad = int((np.abs(diff).max(1) > 1e-4).sum())
+        print(f"{name:28s} {s1:9.2f} {s2:9.2f} {s2 / s1:8.1f}x {np.abs(diff).max():11.2e} {bad:12d}")
     head = retarget.RetargetHead(a.dim, "fc7")
     cfg = retarget.TrainConfig(epochs=1, batch_size=64, lr_fc6=1e-4, lr_fc7=1e-3)
     _, s_ep = timed(retarget.fit_targets, head, x[:a.train], t_rri[:a.train], cfg)
