@@ -191,7 +191,8 @@ def test_paper_rows_wrong_sign_gain_differs_and_direction_rows():
     from cbir import report
 
     P = SimpleNamespace(map_k=50, profile="medium", epochs=4, stability_repeats=0, stability_dataset="cifar10_subset")
-    rows = [("none", "pooled", 0.20), ("fu", "fc7", 0.194), ("rri", "fc7", 0.38), ("rf", "fc7", 0.206)]
+    rows = [("none", "pooled", 0.20), ("fu", "fc7", 0.194), ("rri", "fc7", 0.38), ("rf", "fc7", 0.206),
+            ("fu+rri", "fc7", 0.383)]
     schemes = pd.DataFrame([{"dataset": "cifar10_subset", "pipeline": p, "layer": l, "map_all": m, "map_at_50": m,
                              "n_db": 100, "n_queries": 10} for p, l, m in rows])
     out = {r["claim"]: r for r in retarget.paper_rows(schemes, None, None, None, P)}
@@ -202,3 +203,4 @@ def test_paper_rows_wrong_sign_gain_differs_and_direction_rows():
     assert out["FU (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 0.0
     assert out["RRI (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0
     assert out["RF (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0
+    assert out["FU -> RRI (FC7) beats RRI alone by >= 0.005 mAP, cifar10_subset (1 = yes)"]["ours"] == 0.0  # +0.003
