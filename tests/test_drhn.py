@@ -129,7 +129,7 @@ def test_mirror_flips_exactly_the_drawn_half():
 
 
 # ------------------------------------------------------------------------------------------ sweep
-from cbir import drhn_sweep as ds  # noqa: E402
+from cbir.experiments import residual_hashing_depth_sweep as ds  # noqa: E402
 
 
 def _tiny_data(n_per_class=6, size=16, classes=3, seed=0) -> ds.SweepData:

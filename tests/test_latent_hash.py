@@ -80,7 +80,7 @@ def test_small_cnn_trains_a_step():
 
 
 def test_train_and_embed_learns_and_caches(tmp_path, capsys):
-    from cbir.models.latent_hash import train_and_embed
+    from cbir.experiments.latent_layer_hashing import train_and_embed
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)

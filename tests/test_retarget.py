@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cbir import metrics, retarget
+from cbir.experiments import retargeting_retraining_qe as xp
 
 # 2-D fixture: five points on a line, hand-checked neighbourhoods
 X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [6.0, 0.0], [10.0, 0.0]], np.float32)
@@ -163,16 +164,16 @@ def test_projection_is_centred_pca_keeping_distances_at_full_rank():
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(50, 6)) * [5, 4, 3, 2, 1, 0.5]).astype(np.float32)
     q = rng.normal(size=(5, 6)).astype(np.float32)
-    proj = retarget.fit_projection(x, 6)
-    zx, zq = retarget.apply_projection(x, proj), retarget.apply_projection(q, proj)
+    proj = xp.fit_projection(x, 6)
+    zx, zq = xp.apply_projection(x, proj), xp.apply_projection(q, proj)
     np.testing.assert_allclose(zx.mean(0), 0, atol=1e-5)
     d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=-1)  # noqa: E731
     np.testing.assert_allclose(d(zq, zx), d(q, x), rtol=1e-4, atol=1e-4)  # full-rank PCA = rotation
-    z2 = retarget.apply_projection(x, retarget.fit_projection(x, 2))
+    z2 = xp.apply_projection(x, xp.fit_projection(x, 2))
     assert z2.shape == (50, 2) and z2[:, 0].var() >= z2[:, 1].var()  # ordered by explained variance
-    assert retarget.fit_projection(x, None) is None
+    assert xp.fit_projection(x, None) is None
     with pytest.raises(ValueError, match="pca_dim=9"):
-        retarget.fit_projection(x, 9)
+        xp.fit_projection(x, 9)
 
 
 def test_rri_singleton_class_is_only_pushed_away():
@@ -195,7 +196,7 @@ def test_paper_rows_wrong_sign_gain_differs_and_direction_rows():
             ("fu+rri", "fc7", 0.383)]
     schemes = pd.DataFrame([{"dataset": "cifar10_subset", "pipeline": p, "layer": l, "map_all": m, "map_at_50": m,
                              "n_db": 100, "n_queries": 10} for p, l, m in rows])
-    out = {r["claim"]: r for r in retarget.paper_rows(schemes, None, None, None, P)}
+    out = {r["claim"]: r for r in xp.paper_rows(schemes, None, None, None, P)}
     fu = out["FU (FC7) gain over baseline, map"]  # paper +0.033, ours -0.006: within 0.05 but the wrong sign
     assert report.verdict(fu["reported"], fu["ours"], fu["tolerance"], fu["comparable"]) == "differs"
     rri = out["RRI (FC7) gain over baseline, map"]  # paper +0.176, ours +0.18

@@ -1,9 +1,9 @@
-"""Tests of cbir.ris: the RIS benchmark of Gaillard et al. 2018 (Secs. 5.1-5.3, 6.1, 6.4)."""
+"""Tests of cbir.experiments.perceptual_hash_vs_cnn: the RIS benchmark of Gaillard et al. 2018 (Secs. 5.1-5.3, 6.1, 6.4)."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from cbir import ris
+from cbir.experiments import perceptual_hash_vs_cnn as ris
 from cbir.metrics import radius_prf
 
 
