@@ -38,12 +38,17 @@ lab: $(STAMP)
 
 # Optional real-browser check (issue 9): JupyterLab on 127.0.0.1 with a token, notebook 05 run in headless
 # Chromium, its explorer moved once; screenshot + timings in outputs/lab_check/. Skips without Chromium.
-lab-check: $(STAMP)
+BROWSER_STAMP := $(VENV)/.cbir-browser-installed
+$(BROWSER_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,browser]"
+	@touch $(BROWSER_STAMP)
+
+lab-check: $(BROWSER_STAMP)
 	$(PY) -m pytest tests/test_lab_browser.py -m browser -q -p no:cacheprovider -rs -s
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# keeps the published outputs/medium/ (committed); delete it by hand to start over
 clean:
-	rm -rf outputs/smoke outputs/medium outputs/paper outputs/cache
+	rm -rf outputs/smoke outputs/paper outputs/cache

@@ -198,9 +198,9 @@ def test_paper_rows_wrong_sign_gain_differs_and_direction_rows():
                              "n_db": 100, "n_queries": 10} for p, l, m in rows])
     out = {r["claim"]: r for r in xp.paper_rows(schemes, None, None, None, P)}
     fu = out["FU (FC7) gain over baseline, map"]  # paper +0.033, ours -0.006: within 0.05 but the wrong sign
-    assert report.verdict(fu["reported"], fu["ours"], fu["tolerance"], fu["comparable"]) == "differs"
+    assert report._legacy(fu).verdict == "differs"
     rri = out["RRI (FC7) gain over baseline, map"]  # paper +0.176, ours +0.18
-    assert report.verdict(rri["reported"], rri["ours"], rri["tolerance"], rri["comparable"]) == "reproduced"
+    assert report._legacy(rri).verdict == "reproduced"
     assert out["FU (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 0.0
     assert out["RRI (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0
     assert out["RF (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0

@@ -73,6 +73,20 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def digest(self) -> str:
+        """sha256 (16 hex) of the pixels, shapes and labels: the identity of what was loaded."""
+        if getattr(self, "_digest", None) is None:
+            h = hashlib.sha256()
+            ims = [self.images] if isinstance(self.images, np.ndarray) else self.images
+            for im in ims:
+                a = np.ascontiguousarray(im)
+                h.update(str(a.shape).encode())
+                h.update(memoryview(a).cast("B"))
+            h.update(np.ascontiguousarray(self.labels, np.int64).tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
     def manifest(self) -> dict[str, Any]:
         """Name, counts per class and a SHA-256 of the pixels (or of each source file)."""
         counts = np.bincount(self.labels, minlength=len(self.classes)).tolist()
@@ -430,7 +444,11 @@ def load_dataset(name: str, split: str = "train", n_per_class: int | None = None
         protocol += f"; skipped {len(skipped)} unreadable"
     if verbose:
         print(protocol)
-    return Dataset(name, split, x, np.asarray(y, np.int64), classes, source, protocol, files, skipped)
+    ds = Dataset(name, split, x, np.asarray(y, np.int64), classes, source, protocol, files, skipped)
+    from cbir.records import note_dataset
+
+    note_dataset(name, split, len(ds), ds.digest)
+    return ds
 
 
 def write_manifest(datasets: Sequence[Dataset], path: str | os.PathLike) -> Path:

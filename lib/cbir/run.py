@@ -47,12 +47,23 @@ def _strip_volatile(path: Path) -> None:
 
 
 def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
+    """Execute one notebook; its old report rows are removed first and a run record is written after."""
+    import os
+
     import papermill as pm
+
+    from cbir import records
 
     out_dir = repo_root() / "outputs" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     target = nb if store else out_dir / nb.name
     params = {} if store else {"profile": profile}
+    (out_dir / "report_rows" / f"{nb.stem}.csv").unlink(missing_ok=True)  # a failed run shows no old rows
+    log = records.data_log(profile, nb.stem)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    os.environ[records.ENV] = str(log)  # the kernel inherits it: load_dataset appends what it loads
+    started = time.time()
     t0 = time.perf_counter()
     status, detail = "ok", ""
     try:
@@ -65,8 +76,11 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
     except Exception as err:  # noqa: BLE001 - kernel death, bad notebook: report and go on
         status = "FAILED"
         detail = f"{type(err).__name__}: {str(err)[:300]}"
+    finally:
+        os.environ.pop(records.ENV, None)
     if store and status == "ok":
         _strip_volatile(target)
+    records.write(profile, nb.stem, status=status, wall_s=time.perf_counter() - t0, error=detail, started=started)
     return {"notebook": nb.stem, "status": status, "seconds": round(time.perf_counter() - t0, 1),
             "output": str(target.relative_to(repo_root())), "error": detail}
 
