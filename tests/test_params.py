@@ -71,3 +71,35 @@ def test_unknown_section_is_reported(tmp_root):
     p.write_text(p.read_text() + "\nrdcnnn: {}\n")
     with pytest.raises(ParamsError, match=r"unknown section\(s\) \['rdcnnn'\]"):
         validate_profile("smoke")
+
+
+def test_override_string_as_papermill_passes_it():
+    # papermill -p overrides '{"k": 5}' hands the notebook a string (the README's syntax)
+    assert load("smoke", "quickstart", '{"k": 5}').k == 5
+    assert load("smoke", "quickstart", "k: 4").k == 4
+    assert load("smoke", "quickstart", "").k == load("smoke", "quickstart").k
+    with pytest.raises(ParamsError, match=r"k=0 .*integer in \[1, inf\]"):
+        load("smoke", "quickstart", '{"k": 0}')
+    with pytest.raises(ParamsError, match="must be a mapping"):
+        load("smoke", "quickstart", "[1, 2]")
+    with pytest.raises(ParamsError, match="not JSON/YAML"):
+        load("smoke", "quickstart", '{"k": 5')
+
+
+def test_qualified_override_must_name_a_key_of_its_scope():
+    with pytest.raises(ParamsError, match=r"unknown override 'shared.k'; allowed keys of shared: \[.*'seed'"):
+        load("smoke", "quickstart", {"shared.k": 5})  # used to set quickstart's k silently
+    with pytest.raises(ParamsError, match="targets section 'rdcnn'"):
+        load("smoke", "quickstart", {"rdcnn.k": 5})
+    assert load("smoke", "quickstart", {"quickstart.k": 6}).k == 6
+
+
+def test_cross_field_checks_run_at_load_time():
+    with pytest.raises(ParamsError, match=r"showcase_bits=7 is not in bits=\[.*\].*params/smoke.yaml \[drhn\]"):
+        load("smoke", "drhn", {"showcase_bits": 7})
+    with pytest.raises(ParamsError, match="showcase_n=9 is not in depths"):
+        load("smoke", "drhn", {"showcase_n": 9})
+    with pytest.raises(ParamsError, match=r"m=999999|exceeds max\(m_sweep\)"):
+        load("smoke", "rdcnn", {"m": 200000})
+    with pytest.raises(ParamsError, match="grid_bits has"):
+        load("smoke", "latent_hash", {"grid_bits": [3]})

@@ -325,22 +325,80 @@ def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None)
     shared = {**SHARED_DEFAULTS, **_validate(data.get("shared") or {}, SHARED_SCHEMA, f"{where} [shared]")}
     sec = _validate(data.get(section) or {}, schema, f"{where} [{section}]")
 
-    for key, value in dict(overrides or {}).items():
+    for key, value in parse_overrides(overrides).items():
         scope, _, name = key.rpartition(".")
         if scope not in ("", "shared", section):
-            raise ParamsError(f"override {key!r} targets section {scope!r}, but this notebook reads {section!r}")
-        if name in SHARED_SCHEMA and scope in ("", "shared"):
+            raise ParamsError(f"override {key!r} targets section {scope!r}, but this notebook reads {section!r}; "
+                              f"use a plain key or '{section}.<key>' / 'shared.<key>'")
+        in_shared, in_section = name in SHARED_SCHEMA, name in schema
+        if scope == "" and in_shared and in_section:
+            raise ParamsError(f"override {key!r} is ambiguous (a shared and a {section!r} key); "
+                              f"write 'shared.{name}' or '{section}.{name}'")
+        if in_shared and scope in ("", "shared"):
             shared.update(_validate({name: value}, SHARED_SCHEMA, "overrides"))
-        elif name in schema:
+        elif in_section and scope in ("", section):
             sec.update(_validate({name: value}, schema, "overrides"))
         else:
-            raise ParamsError(
-                f"unknown override {key!r}; allowed keys: {sorted(set(SHARED_SCHEMA) | set(schema))}"
-            )
+            allowed = sorted(SHARED_SCHEMA) if scope == "shared" else (
+                sorted(schema) if scope == section else sorted(set(SHARED_SCHEMA) | set(schema)))
+            raise ParamsError(f"unknown override {key!r}; allowed keys{f' of {scope}' if scope else ''}: {allowed}")
     missing = sorted(set(schema) - set(sec))
     if missing:
         raise ParamsError(f"{where} [{section}] is missing key(s) {missing}; add them (see params/smoke.yaml)")
-    return Params({**shared, **sec}, profile, section)
+    values = {**shared, **sec}
+    for check in section_checks(section):
+        problem = check(values)
+        if problem:
+            raise ParamsError(f"{problem} (params/{profile}.yaml [{section}] with overrides {dict(overrides or {})})")
+    return Params(values, profile, section)
+
+
+def parse_overrides(overrides: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """Overrides as a dict: a mapping as it is, or a JSON / YAML string (papermill's ``-p`` passes strings).
+
+    ``'{"k": 5}'`` and ``"k: 5"`` both give ``{"k": 5}``; an empty string gives ``{}``.
+    """
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            parsed = yaml.safe_load(overrides) if overrides.strip() else {}
+        except yaml.YAMLError as err:
+            raise ParamsError(f"overrides {overrides!r} is not JSON/YAML: {err}. "
+                              "Write e.g. -p overrides '{\"k\": 5}'") from None
+        if not isinstance(parsed, dict):
+            raise ParamsError(f"overrides {overrides!r} must be a mapping such as '{{\"k\": 5}}', "
+                              f"got {type(parsed).__name__}")
+        return parsed
+    if not isinstance(overrides, Mapping):
+        raise ParamsError(f"overrides must be a dict or a JSON string, got {type(overrides).__name__}")
+    return dict(overrides)
+
+
+def section_checks(section: str) -> list:
+    """Cross-field checks of a section: ``cbir.schemas.<section>.CHECKS``, functions of the merged values
+    returning a message (naming the keys and the fix) or None."""
+    mod = importlib.import_module(f"cbir.schemas.{section}")
+    return list(getattr(mod, "CHECKS", ()))
+
+
+def member_of(key: str, container: str):
+    """A check that ``values[key]`` is one of ``values[container]`` (a cross-field rule for ``CHECKS``)."""
+    def check(v):
+        if v.get(key) is not None and v[key] not in v[container]:
+            return f"{key}={v[key]!r} is not in {container}={v[container]!r}; pick one of them or add it to {container}"
+        return None
+    return check
+
+
+def subset_of(key: str, container: str):
+    """A check that every item of ``values[key]`` is in ``values[container]``."""
+    def check(v):
+        extra = [x for x in v.get(key) or [] if x not in v[container]]
+        if extra:
+            return f"{key} has {extra} not in {container}={v[container]!r}; remove them or add them to {container}"
+        return None
+    return check
 
 
 def validate_profile(profile: str) -> None:

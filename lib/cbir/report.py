@@ -381,7 +381,7 @@ def build(profile: str, root: Path | None = None) -> Path | None:
             frames.append(df)
             n_rows = str(len(df))
         changed = changed_since(rec.get("commit"), root)
-        stale = records.params_digest(profile, nb, root=root) != rec.get("params_digest")
+        stale = nb in records.SECTIONS and records.params_digest(profile, nb, root=root) != rec.get("params_digest")
         data = ", ".join(f"{d['name']}/{d['split']} {d['digest'][:12]}" for d in rec.get("data", [])) or "-"
         status = rec["status"] + (" (params changed since: re-run)" if stale else "")
         status_lines.append(

@@ -25,6 +25,9 @@ from cbir.params import PROFILES, ParamsError, repo_root, validate_profile
 def notebooks(selection: str | None = None) -> list[Path]:
     """``notebooks/NN_*.ipynb`` sorted; ``selection`` = comma-separated prefixes such as ``"00,02"``."""
     nbs = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if selection is not None and not selection.strip(" ,"):
+        raise SystemExit(f"NB={selection!r} selects no notebook; omit NB to run all, or give prefixes such as "
+                         f"NB=02 or NB=01,03 (available: {[nb.name for nb in nbs]})")
     if selection:
         wanted = [s.strip() for s in selection.split(",") if s.strip()]
         chosen = [nb for nb in nbs if any(nb.name.startswith(w) for w in wanted)]
@@ -76,6 +79,10 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
     except Exception as err:  # noqa: BLE001 - kernel death, bad notebook: report and go on
         status = "FAILED"
         detail = f"{type(err).__name__}: {str(err)[:300]}"
+    except KeyboardInterrupt as err:  # SIGINT, or SIGTERM via _on_signal: papermill has shut the kernel down
+        records.write(profile, nb.stem, status="INTERRUPTED", wall_s=time.perf_counter() - t0,
+                      error=str(err) or "interrupted", started=started)
+        raise
     finally:
         os.environ.pop(records.ENV, None)
     if store and status == "ok":
@@ -83,6 +90,16 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
     records.write(profile, nb.stem, status=status, wall_s=time.perf_counter() - t0, error=detail, started=started)
     return {"notebook": nb.stem, "status": status, "seconds": round(time.perf_counter() - t0, 1),
             "output": str(target.relative_to(repo_root())), "error": detail}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the runner by SIGTERM (and SIGINT), so that papermill stops and shuts down the kernel."""
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    import signal
+
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,13 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     nbs = notebooks(args.nb)
     print(f"cbir-repro: {len(nbs)} notebook(s), profile {args.profile!r}"
           + (" (in place)" if args.store else f" -> outputs/{args.profile}/"), flush=True)
-    rows = []
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    rows, interrupted = [], None
     for i, nb in enumerate(nbs, 1):
         print(f"[{i}/{len(nbs)}] {nb.stem} ...", end=" ", flush=True)
-        row = run_one(nb, args.profile, args.store, args.timeout)
+        t0 = time.perf_counter()
+        try:
+            row = run_one(nb, args.profile, args.store, args.timeout)
+        except KeyboardInterrupt as err:
+            interrupted = str(err) or "interrupted"
+            row = {"notebook": nb.stem, "status": "INTERRUPTED", "seconds": round(time.perf_counter() - t0, 1),
+                   "output": "", "error": interrupted}
         rows.append(row)
         print(f"{row['status']} ({row['seconds']:.1f} s)" + (f"\n      {row['error']}" if row["error"] else ""),
               flush=True)
+        if interrupted:
+            for sig in (signal.SIGTERM, signal.SIGINT):  # finish the bookkeeping below undisturbed
+                signal.signal(sig, signal.SIG_IGN)
+            rows += [{"notebook": rest.stem, "status": "not run", "seconds": 0.0, "output": "", "error": ""}
+                     for rest in nbs[i:]]
+            break
     summary = pd.DataFrame(rows)
     out_dir = repo_root() / "outputs" / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {summary['seconds'].sum():.1f} s")
     if md is not None:
         print(f"report: {md.relative_to(repo_root())}")
+    if interrupted:
+        print(f"interrupted ({interrupted}); the summary, run records and report above are written", file=sys.stderr)
+        return 130
     failed = summary[summary.status != "ok"]
     if len(failed):
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed.notebook)}", file=sys.stderr)

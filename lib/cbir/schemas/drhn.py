@@ -3,7 +3,7 @@
 Defaults per profile live in ``params/{smoke,medium,paper}.yaml``; the thesis' own settings are in
 ``paper.yaml`` (Jiménez Lepe, ch. 5: CIFAR-10/100, n = 1..16, bits 12..128, 43 epochs).
 """
-from cbir.params import Choice, Float, Int, ListOf, Optional, Str
+from cbir.params import Choice, Float, Int, ListOf, member_of, Optional, Str
 
 SCHEMA = {
     # data: database = every training image (train + validation), queries = the test split
@@ -32,3 +32,6 @@ SCHEMA = {
     "n_grid_queries": Int(min=1, max=20),  # queries shown in the top-10 grids (Fig. 5.7)
     "timing_images": Int(min=1),  # images timed one by one for ms per code (Table 5.5)
 }
+
+
+CHECKS = [member_of("showcase_n", "depths"), member_of("showcase_bits", "bits")]

@@ -11,7 +11,7 @@ Two experiment arms:
   computed once and cached, with only F -> H -> classifier trained (the paper's CIFAR-10 setting,
   which fine-tunes the whole network).
 """
-from cbir.params import Choice, Float, Int, ListOf, Optional, Str
+from cbir.params import Choice, Float, Int, ListOf, Optional, Str, subset_of
 
 SCHEMA = {
     # arm 1: small CNN from scratch; database = train split, queries drawn from the test split
@@ -54,3 +54,6 @@ SCHEMA = {
     "grid_queries": Int(min=1),
     "grid_k": Int(min=1),
 }
+
+
+CHECKS = [subset_of("grid_bits", "bits_sweep")]

@@ -3,7 +3,7 @@
 Gaillard, Egyed-Zsigmond & Granitzer (2018). The paper's own settings (MIR-Flickr 25k, N = 24,000 base +
 M = 1,000 non-indexed, 224/299-px Keras networks, screening 200 -> 2,500 -> 25,000) are in ``paper.yaml``.
 """
-from cbir.params import Bool, Choice, Float, Int, ListOf, Optional, Str
+from cbir.params import Bool, Choice, Float, Int, ListOf, Optional, Str, subset_of
 
 SCHEMA = {
     # ---- data (Sec. 5.2 protocol)
@@ -44,3 +44,6 @@ SCHEMA = {
     "n_dissimilar_pairs": Int(min=10),
     "n_show": Int(min=1, max=8),  # base images shown with their six modifications
 }
+
+
+CHECKS = [subset_of("sweep_hashes", "hashes")]

@@ -49,3 +49,15 @@ SCHEMA = {
     "batch_size": Int(min=1),
     "kernel_chunk": Int(min=1),
 }
+
+
+def _m_within_sweep(v):
+    if v["m"] > max(v["m_sweep"]):
+        return (f"m={v['m']} exceeds max(m_sweep)={max(v['m_sweep'])}: the headline features are the first m "
+                f"of the m-sweep's largest network; raise m_sweep or lower m")
+    if v["mlp_m"] > v["m"]:
+        return f"mlp_m={v['mlp_m']} exceeds m={v['m']} (the MLP reads a prefix of the headline features)"
+    return None
+
+
+CHECKS = [_m_within_sweep]

@@ -4,7 +4,7 @@ Defaults per profile live in ``params/{smoke,medium,paper}.yaml``; the paper's o
 ``paper.yaml``: FU n=2, eta=0.5; RRI every relevant + 5 nearest irrelevant, beta=0.2; RF alpha=0.5 with
 12 relevant + 1 irrelevant per user on CIFAR-10; Adam lr 1e-5, batch 64, 50 epochs.
 """
-from cbir.params import Choice, Dict, Float, Int, ListOf, Optional, Str
+from cbir.params import Choice, Dict, Float, Int, ListOf, member_of, Optional, Str
 
 SCHEMA = {
     # data and frozen backbone features (computed once per dataset, cached)
@@ -56,3 +56,6 @@ SCHEMA = {
     "stability_dataset": Str(),  # one of datasets (needs a test split to draw new query sets)
     "stability_repeats": Int(min=0),  # paper: 5 (0 skips the section)
 }
+
+
+CHECKS = [member_of("stability_dataset", "datasets")]

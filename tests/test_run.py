@@ -1,0 +1,65 @@
+"""The papermill runner: selection errors, run records, and SIGTERM (kernel stopped, bookkeeping written)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from cbir import run
+
+
+def _notebook(path, code):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_empty_selection_is_an_error(tmp_root):
+    (tmp_root / "notebooks").mkdir()
+    with pytest.raises(SystemExit, match="selects no notebook"):
+        run.notebooks("")
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        run.notebooks("42")
+
+
+def test_sigterm_stops_the_kernel_and_writes_summary_and_record(tmp_root):
+    nbdir = tmp_root / "notebooks"
+    nbdir.mkdir()
+    mark = tmp_root / "kernel.pid"
+    _notebook(nbdir / "98_sleeps.ipynb", f"import os, time\nopen({str(mark)!r}, 'w').write(str(os.getpid()))\n"
+                                         "time.sleep(120)")
+    _notebook(nbdir / "99_after.ipynb", "print('never')")
+    env = {**os.environ, "CBIR_ROOT": str(tmp_root)}
+    proc = subprocess.Popen([sys.executable, "-m", "cbir.run", "--profile", "smoke"], cwd=tmp_root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (mark.exists() and mark.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mark.exists(), "the kernel never started"
+    kernel_pid = int(mark.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(kernel_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(kernel_pid, signal.SIGKILL)
+        pytest.fail(f"kernel {kernel_pid} outlived the runner (orphan)")
+    base = tmp_root / "outputs" / "smoke"
+    rec = json.loads((base / "records" / "98_sleeps.json").read_text())
+    assert rec["status"] == "INTERRUPTED" and "SIGTERM" in rec["error"]
+    summary = (base / "run_summary.csv").read_text()
+    assert "98_sleeps,INTERRUPTED" in summary and "99_after,not run" in summary
+    assert "| 98_sleeps | INTERRUPTED" in (base / "report.md").read_text()
