@@ -94,3 +94,67 @@ def test_shared_real_data_loaders(shared_data):
     k = D.load_dataset("caltech101_subset", "all", n_per_class=1, data_dir=shared_data, verbose=False)
     assert len(k) == 99 and all(im.shape[2] == 3 for im in k.images)
     assert set(D.available_real(shared_data)) >= {"mnist", "cifar10_subset", "caltech101_subset"}
+
+
+def _subset_npz(folder, **over):
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.integers(0, 255, (20, 8, 8, 3), dtype=np.uint8), y_train=np.arange(20) % 2,
+                  x_test=rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8), y_test=np.arange(4) % 2,
+                  classes=np.array(["a", "b"]))
+    arrays.update(over)
+    path = folder / "cifar10_jpeg_subset.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "truncated, empty or not an npz"),
+    (b"\x00\x01garbage-not-a-zip" * 10, "not a readable .npz"),
+    (None, "truncated, empty or not an npz"),  # a valid file cut in half
+])
+def test_unreadable_npz_names_the_file(tmp_path, content, match):
+    path = _subset_npz(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if content is None else content)
+    with pytest.raises(D.DataError, match=match) as err:
+        D.load_dataset("cifar10_subset", "train", data_dir=tmp_path, verbose=False)
+    assert str(path) in str(err.value) and "sha256sum" in str(err.value)
+
+
+def test_pickled_npz_is_refused_without_advice_to_unpickle(tmp_path):
+    _subset_npz(tmp_path, classes=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(D.DataError, match="object .pickled. arrays, which are not loaded") as err:
+        D.load_dataset("cifar10_subset", "train", data_dir=tmp_path, verbose=False)
+    assert "allow_pickle" not in str(err.value)
+
+
+@pytest.mark.parametrize("over,match", [
+    (dict(x_train=np.zeros((20, 8, 8, 3), np.float32)), "float32, expected uint8"),
+    (dict(y_train=np.arange(19) % 2), "20 images but labels of shape"),
+    (dict(y_train=np.arange(20) % 3), r"labels span 0..2 but there are 2 classes"),
+    (dict(y_train=(np.arange(20) % 2).astype(float)), "expected integers"),
+    (dict(x_train=np.zeros((20, 8, 8, 5), np.uint8)), "expected N x H x W or N x H x W x 3"),
+])
+def test_bad_arrays_are_reported(tmp_path, over, match):
+    _subset_npz(tmp_path, **over)
+    with pytest.raises(D.DataError, match=match):
+        D.load_dataset("cifar10_subset", "train", data_dir=tmp_path, verbose=False)
+
+
+def test_empty_class_folder_is_skipped_with_a_warning(tmp_path):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.new("RGB", (10, 10), (i * 50, 0, 0)).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(UserWarning, match=r"skipped 1 class folder\(s\) without images \(\['empty'\]\)"):
+        ds = D.load_dataset(f"folder:{tmp_path}", "all", verbose=False)
+    assert ds.classes == ["a", "b"] and len(ds) == 4
+
+
+def test_query_without_relevant_item_warns():
+    from cbir.metrics import relevance
+
+    with pytest.warns(UserWarning, match="1 of 2 queries have no relevant item"):
+        relevance(np.array([[0, 1], [1, 0]]), np.array([0, 5]), np.array([0, 0]))

@@ -45,6 +45,64 @@ class ImageDecodeError(ValueError):
     """Unreadable or unsupported image files (raised in ``strict`` mode, else a warning)."""
 
 
+class DataError(ValueError):
+    """A dataset file is unreadable or holds arrays of the wrong kind; the message names the file and the fix."""
+
+
+def read_npz(path: str | os.PathLike, keys: Sequence[str], fix: str = "") -> dict[str, np.ndarray]:
+    """Read arrays ``keys`` from an ``.npz`` without pickle; any failure is one :class:`DataError`.
+
+    A truncated, empty or non-zip file, a missing array or an object array (which would need the unsafe
+    ``allow_pickle``) is reported with the file's path and ``fix``.
+    """
+    import zipfile
+
+    path = Path(path)
+    hint = f" {fix}" if fix else ""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise DataError(f"{path} lacks array(s) {missing} (it has {sorted(z.files)}).{hint}")
+            return {k: z[k] for k in keys}
+    except DataError:
+        raise
+    except ValueError as err:  # object arrays: numpy suggests allow_pickle=True, which we never do
+        if "pickle" in str(err) and zipfile.is_zipfile(path):
+            raise DataError(f"{path} holds object (pickled) arrays, which are not loaded for safety; save plain "
+                            f"numeric arrays with np.savez.{hint}") from None
+        raise DataError(f"{path} is not a readable .npz file ({err}).{hint}") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it is truncated, "
+                        f"empty or not an npz.{hint}") from None
+
+
+def validate_arrays(images: Any, labels: np.ndarray, classes: Sequence[str], where: str) -> None:
+    """Check what a loader read: uint8 images (N, H, W) or (N, H, W, 3) (or a list of (H, W, 3)), one integer
+    label per image, each in ``0 .. len(classes) - 1``. Raises :class:`DataError` naming ``where`` and the fix."""
+    labels = np.asarray(labels)
+    ims = [images] if isinstance(images, np.ndarray) else list(images)
+    for a in ims[:1] if isinstance(images, np.ndarray) else ims:
+        a = np.asarray(a)
+        if a.dtype != np.uint8:
+            raise DataError(f"{where}: images are {a.dtype}, expected uint8 0..255; convert with "
+                            f"(x * 255).round().astype(np.uint8) for floats in [0, 1]")
+    if isinstance(images, np.ndarray):
+        ok = images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3))
+        if not ok:
+            raise DataError(f"{where}: images have shape {images.shape}; expected N x H x W or N x H x W x 3")
+    elif any(np.ndim(a) != 3 or np.shape(a)[-1] != 3 for a in ims):
+        raise DataError(f"{where}: every image of a list must be H x W x 3")
+    n = len(images)
+    if labels.ndim != 1 or len(labels) != n:
+        raise DataError(f"{where}: {n} images but labels of shape {labels.shape}; need one label per image")
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: labels are {labels.dtype}, expected integers (class indices)")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise DataError(f"{where}: labels span {int(labels.min())}..{int(labels.max())} but there are "
+                        f"{len(classes)} classes; labels must be 0..{len(classes) - 1}")
+
+
 @dataclass
 class Dataset:
     """Images, labels and provenance of one split.
@@ -321,22 +379,30 @@ def _cifar10_subset(split: str, data_dir):
                          "It is the 20k/5k JPEG-derived CIFAR-10 subset described in shared/data/README.md.")
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}; cifar10_subset has 'train' (20,000) and 'test' (5,000)")
-    with np.load(path, allow_pickle=False) as z:
-        x, y, classes = z[f"x_{split}"], z[f"y_{split}"].astype(np.int64), [str(c) for c in z["classes"]]
-    return x, y, classes, f"{path.name} (JPEG-derived CIFAR-10 subset; not bit-identical to official CIFAR-10)"
+    z = read_npz(path, [f"x_{split}", f"y_{split}", "classes"],
+                 fix="Copy it again from shared/data and check it with `sha256sum -c MANIFEST.sha256`.")
+    x, y, classes = z[f"x_{split}"], z[f"y_{split}"], [str(c) for c in z["classes"]]
+    validate_arrays(x, y, classes, str(path))
+    return x, y.astype(np.int64), classes, f"{path.name} (JPEG-derived CIFAR-10 subset; not bit-identical to official CIFAR-10)"
 
 
 def _folder(root: Path, n_per_class: int | None, seed: int, strict: bool, image_size: int | None):
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder {root} does not exist; expected one sub-folder per class")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    per_class = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) for c in folders}
+    empty = [c for c in folders if not per_class[c]]
+    if empty:
+        warnings.warn(f"{root}: skipped {len(empty)} class folder(s) without images ({empty[:5]}); they are not "
+                      f"classes", stacklevel=3)
+    classes = [c for c in folders if per_class[c]]
     if not classes:
-        raise DatasetNotFoundError(f"image folder {root} has no class sub-folders (expected <root>/<class>/*.jpg)")
+        raise DatasetNotFoundError(f"image folder {root} has no class sub-folders with images "
+                                   f"(expected <root>/<class>/*.jpg, extensions {sorted(IMAGE_EXTENSIONS)})")
     files, labels = [], []
     for ci, c in enumerate(classes):
-        fs = sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-        files += fs
-        labels += [ci] * len(fs)
+        files += per_class[c]
+        labels += [ci] * len(per_class[c])
     labels_arr = np.asarray(labels, np.int64)
     if n_per_class is not None:
         keep = stratified_subset(labels_arr, n_per_class, seed)
@@ -444,6 +510,7 @@ def load_dataset(name: str, split: str = "train", n_per_class: int | None = None
         protocol += f"; skipped {len(skipped)} unreadable"
     if verbose:
         print(protocol)
+    validate_arrays(x, y, classes, f"dataset {name!r} [{split}] ({source})")
     ds = Dataset(name, split, x, np.asarray(y, np.int64), classes, source, protocol, files, skipped)
     from cbir.records import note_dataset
 

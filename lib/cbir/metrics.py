@@ -22,6 +22,8 @@ Conventions
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
@@ -36,6 +38,11 @@ def relevance(rankings: np.ndarray, query_labels: np.ndarray, db_labels: np.ndar
     if rankings.ndim != 2 or len(rankings) != len(query_labels):
         raise ValueError(f"rankings must be (Q, k) with Q={len(query_labels)}, got {rankings.shape}")
     rel = db_labels[np.clip(rankings, 0, None)] == query_labels[:, None]
+    orphan = ~np.isin(query_labels, db_labels)
+    if orphan.any():
+        warnings.warn(f"{int(orphan.sum())} of {len(query_labels)} queries have no relevant item in the database "
+                      f"(classes {sorted(set(query_labels[orphan].tolist()))[:10]}): their AP and precision are 0; "
+                      f"use classes with at least one database image", stacklevel=2)
     return rel & (rankings >= 0)
 
 
