@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cbir-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup reproduce test lab lab-check bench notebooks clean
+.PHONY: setup reproduce test lab lab-check bench notebooks clean clean-cache
 
 setup: $(STAMP)
 
@@ -52,3 +52,7 @@ bench: $(STAMP)
 # keeps the published outputs/medium/ (committed); delete it by hand to start over
 clean:
 	rm -rf outputs/smoke outputs/paper outputs/cache
+
+# only the artifact cache (features, codes, trained models); never the published outputs/medium/
+clean-cache:
+	rm -rf outputs/cache

@@ -2,8 +2,11 @@
 
 An artifact's file name is ``<name>-<key>.<ext>`` where ``key`` is a short SHA-256 of its parameters
 (canonical JSON), so a rerun with the same parameters reuses the file and a change of any parameter
-computes a new one. Writes go to a temporary file in the same folder and are moved into place with
-``os.replace``, so an interrupted run never leaves a half-written artifact.
+computes a new one. Writes go to a temporary file in the same folder (``.<name>.<pid>.<random>.tmp``) and
+are moved into place with ``os.replace``, so an interrupted run never leaves a half-written artifact; a
+temporary file left by a killed writer is removed by a later run once its writer's PID is gone (or it is
+older than :data:`TMP_MAX_AGE_S`), so concurrent writers are safe. Artifacts are written ``0644``. An
+artifact that cannot be read (truncated, corrupt) is reported, removed and recomputed.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -45,13 +50,63 @@ def artifact_path(cache_dir: str | Path, name: str, params: Mapping[str, Any], e
     return cache_dir / f"{name}-{key(**params)}.{ext.lstrip('.')}"
 
 
+TMP_MAX_AGE_S = 24 * 3600
+"""A temporary file older than this is removed even if a process with its writer's PID exists (PID reuse)."""
+
+_swept: set[str] = set()
+
+
+class CorruptArtifact(RuntimeError):
+    """A cached file could not be read; it has been removed, so the next call recomputes it."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_tmp(folder: str | Path, max_age_s: float = TMP_MAX_AGE_S) -> list[Path]:
+    """Remove temporary files in ``folder`` whose writer is gone (dead PID) or that are older than ``max_age_s``.
+
+    Returns the removed paths. Files of live writers younger than the limit are kept.
+    """
+    removed = []
+    now = time.time()
+    for f in Path(folder).glob(".*.tmp"):
+        parts = f.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        try:
+            old = now - f.stat().st_mtime > max_age_s
+        except FileNotFoundError:
+            continue
+        if old or pid is None or not _pid_alive(pid):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    if str(folder) not in _swept:
+        _swept.add(str(folder))
+        removed = sweep_tmp(folder)
+        if removed:
+            print(f"cache: removed {len(removed)} temporary file(s) left by interrupted writers in {folder}")
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -67,9 +122,24 @@ def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> Path:
     return _atomic_write(Path(path), write)
 
 
+def _corrupt(path: Path, err: BaseException) -> CorruptArtifact:
+    Path(path).unlink(missing_ok=True)
+    msg = f"cache artifact {path} is unreadable ({type(err).__name__}: {err}); removed it, so it is recomputed"
+    warnings.warn(msg, stacklevel=3)
+    return CorruptArtifact(msg)
+
+
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Arrays of a cached ``.npz``; a corrupt file is removed and :class:`CorruptArtifact` raised."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise _corrupt(Path(path), err) from None
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:
@@ -80,10 +150,16 @@ def save_torch_atomic(obj: Any, path: str | Path) -> Path:
 
 
 def load_torch(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU."""
+    """``torch.load(path, weights_only=True)`` on the CPU; a corrupt file is removed and
+    :class:`CorruptArtifact` raised (the caller's next run recomputes it)."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds (RuntimeError, UnpicklingError, IndexError...)
+        raise _corrupt(Path(path), err) from None
 
 
 def save_json_atomic(obj: Any, path: str | Path) -> Path:
@@ -107,9 +183,14 @@ def cached_npz(name: str, params: Mapping[str, Any], compute: Callable[[], Mappi
     """
     path = artifact_path(cache_dir, name, params, "npz")
     if path.exists():
-        if verbose:
-            print(f"cache hit: {name} [{path.stem.split('-')[-1]}]")
-        return load_npz(path)
+        try:
+            arrays = load_npz(path)
+        except CorruptArtifact:
+            pass  # reported and removed: compute it again below
+        else:
+            if verbose:
+                print(f"cache hit: {name} [{path.stem.split('-')[-1]}]")
+            return arrays
     arrays = {k: np.asarray(v) for k, v in compute().items()}
     save_npz_atomic(path, **arrays)
     if verbose:

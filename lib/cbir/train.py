@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cbir.cache import load_torch, save_torch_atomic
+from cbir.cache import CorruptArtifact, load_torch, save_torch_atomic
 
 Data = tuple[Any, Any]
 
@@ -132,8 +132,13 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
     rows: list[dict] = []
     start, best_score, best_epoch, best_state = 0, None, 0, None
     ckpt = Path(ckpt_dir) / "last.pt" if ckpt_dir is not None else None
+    state = None
     if ckpt is not None and ckpt.exists():
-        state = load_torch(ckpt)
+        try:
+            state = load_torch(ckpt)
+        except CorruptArtifact:
+            state = None  # reported and removed: train from the start
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler") is not None:
