@@ -170,3 +170,9 @@ def test_reported_tables_are_well_formed():
         assert isinstance(reported.setting(paper, name), Setting)
     for metric in df.loc[df.paper_setting != "", "metric"].unique():
         report.tolerance(metric, 1.0)  # every metric a value row can use has a documented rule
+
+
+def test_show_lists_mismatched_axis_names():
+    small = Setting("cifar10_subset", {"train": 4000, "test": 10000}, PAPER.model, {}, PAPER.protocol)
+    df = report.table([_value(75.0, Ref(76.4), setting=small), _value(75.0, Ref(76.4))], "99_test")
+    assert list(report.show(df)["mismatched axes"]) == ["dataset, scale", ""]

@@ -271,7 +271,7 @@ def verdict(kind: str, ours: float | None, lo: float | None, hi: float | None, r
 
 
 COLUMNS = ["notebook", "claim", "source", "kind", "metric", "reported", "ours", "lo", "hi", "delta", "tolerance",
-           "verdict", "mismatched", "interval", "ours_setting", "paper_setting", "note"]
+           "verdict", "mismatched_axes", "mismatched", "interval", "ours_setting", "paper_setting", "note"]
 
 
 def _legacy(r: Mapping[str, Any]) -> Row:
@@ -300,7 +300,9 @@ def table(rows: Iterable[Row], notebook: str) -> pd.DataFrame:
             "reported": r.reported, "ours": r.ours, "lo": r.lo, "hi": r.hi,
             "delta": (r.ours - r.reported) if (r.kind == "value" and r.ours is not None and r.reported is not None)
             else np.nan,
-            "tolerance": r.tolerance, "verdict": r.verdict, "mismatched": "; ".join(r.mismatched),
+            "tolerance": r.tolerance, "verdict": r.verdict,
+            "mismatched_axes": ", ".join(a for a, ok in compare(r.ours_setting, r.paper_setting).items() if not ok),
+            "mismatched": "; ".join(r.mismatched),
             "interval": r.interval, "ours_setting": r.ours_setting.describe(),
             "paper_setting": r.paper_setting.describe(), "note": r.note})
     return pd.DataFrame(recs, columns=COLUMNS)
@@ -330,8 +332,7 @@ def show(df: pd.DataFrame) -> pd.DataFrame:
     out = df[["claim", "kind", "reported", "ours"]].copy()
     out["interval"] = [iv(r) for r in df.itertuples()]
     out["verdict"] = df["verdict"]
-    out["mismatched axes"] = [", ".join(m.split(" (")[0] for m in s.split("; ")) if s else ""
-                              for s in df["mismatched"].fillna("")]
+    out["mismatched axes"] = df["mismatched_axes"].fillna("")
     return out
 
 
