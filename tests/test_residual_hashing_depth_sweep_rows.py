@@ -83,7 +83,7 @@ def test_medium_rows_mismatch_dataset_scale_budget_only():
 
 
 def test_paper_profile_matches_every_axis_of_accuracy_and_map_rows():
-    P = cbir.params.load("paper", "drhn", {"depths": [1, 3], "bits": [12, 48]})
+    P = cbir.params.load("paper", "drhn", {"depths": [1, 3], "bits": [12, 48], "showcase_n": 1, "showcase_bits": 12})
     gains = {(1, 48): 0.0, (3, 48): 0.0}
     rows = _by_claim(xp.paper_rows(_sweep(P, 10000, gains), P, _data("cifar10", 45000, 5000, 10000)))
     for claim in ("DRHN-1 12 bits classification accuracy", "DRHN-3 48 bits retrieval mAP@1000 (thesis: mAP@1000)",
@@ -128,11 +128,11 @@ def test_checked_table_blanks_timings_and_rounds():
     assert (t.ours[timing] == "").all() and (t.ours[~timing] != "").all()
 
 
-def test_shown_table_names_the_mismatched_axes():
+def test_show_names_the_mismatched_axes():
     P = cbir.params.load("medium", "drhn")
     rows = xp.paper_rows(_sweep(P, 500), P, _data("cifar10_subset", 18000, 2000, 500))
     pvo = report.table(rows, xp.NOTEBOOK)
-    shown = xp.shown_table(pvo).set_index("claim")["mismatched axes"]
+    shown = report.show(pvo).set_index("claim")["mismatched axes"]
     assert shown["DRHN-1 12 bits retrieval mAP@1000 (thesis: mAP@1000)"] == "dataset, scale, budget"
     assert shown["DRHN-1 training time per epoch"] == "dataset, scale, protocol"
     assert shown["DRHN-15 has about 8 million parameters"] == ""

@@ -325,7 +325,8 @@ def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None)
     shared = {**SHARED_DEFAULTS, **_validate(data.get("shared") or {}, SHARED_SCHEMA, f"{where} [shared]")}
     sec = _validate(data.get(section) or {}, schema, f"{where} [{section}]")
 
-    for key, value in parse_overrides(overrides).items():
+    overrides = parse_overrides(overrides)
+    for key, value in overrides.items():
         scope, _, name = key.rpartition(".")
         if scope not in ("", "shared", section):
             raise ParamsError(f"override {key!r} targets section {scope!r}, but this notebook reads {section!r}; "
@@ -349,7 +350,7 @@ def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None)
     for check in section_checks(section):
         problem = check(values)
         if problem:
-            raise ParamsError(f"{problem} (params/{profile}.yaml [{section}] with overrides {dict(overrides or {})})")
+            raise ParamsError(f"{problem} (params/{profile}.yaml [{section}] with overrides {overrides})")
     return Params(values, profile, section)
 
 

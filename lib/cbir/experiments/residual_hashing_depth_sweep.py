@@ -689,23 +689,6 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
     return rows
 
 
-def shown_table(pvo: pd.DataFrame) -> pd.DataFrame:
-    """:func:`cbir.report.show` with the *mismatched axes* column read per axis name.
-
-    ``report.show`` splits the joined ``mismatched`` text on ``"; "``, which also occurs inside each entry
-    (``"axis (ours X; paper Y)"``) and inside this notebook's protocol wording; here the axis names are
-    taken where an entry starts (``"<axis> (ours "``).
-    """
-    import re
-
-    from cbir.report import AXES, show
-
-    out = show(pvo)
-    out["mismatched axes"] = [", ".join(a for a in AXES if re.search(rf"(?:^|; ){a} \(ours ", s))
-                              for s in pvo["mismatched"].fillna("")]
-    return out
-
-
 def checked_table(pvo: pd.DataFrame) -> pd.DataFrame:
     """The seed-fixed columns of a paper-vs-ours table for the notebook's nbval-checked cell: claim, kind,
     verdict and ours rounded to 1 decimal (timings, which vary from run to run, left blank)."""
