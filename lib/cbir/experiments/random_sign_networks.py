@@ -44,9 +44,13 @@ def cached_rdcnn_features(images: np.ndarray, *, k: int, b: int, m: int, seed: i
 
 
 def svm_eval(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, C: float,
-             ks: tuple[int, ...] = (1, 2, 3)) -> dict[str, float]:
+             ks: tuple[int, ...] = (1, 2, 3), per_image: bool = False) -> dict:
     """Train the paper's linear SVM (``-s 2 -B 1 -c C``) and report train/test accuracy in percent and
-    top-k test accuracy from the decision values (Sec. 2.3, Fig. 3 and Fig. 6)."""
+    top-k test accuracy from the decision values (Sec. 2.3, Fig. 3 and Fig. 6).
+
+    With ``per_image=True`` the result also holds ``"correct"``: ``k -> bool (N_test,)``, whether each test
+    image's label is among the top-k decision values (for paired McNemar / Wilson intervals); the other
+    keys are floats either way."""
     from cbir.metrics import topk_accuracy
     from cbir.svm import LinearSVM
 
@@ -55,6 +59,8 @@ def svm_eval(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_tes
     top = topk_accuracy(scores, np.searchsorted(svm.classes_, y_test), ks=ks)
     out = {"train_acc_pct": 100 * svm.score(f_train, y_train), "test_acc_pct": 100 * top[1]}
     out.update({f"top{k}_pct": 100 * v for k, v in top.items()})
+    if per_image:
+        out["correct"] = topk_correct(scores, np.searchsorted(svm.classes_, y_test), ks=ks)
     return out
 
 
@@ -138,3 +144,414 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     num = (a * b).sum(1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return num / np.maximum(den, 1e-12)
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 2, 3)) -> dict[int, np.ndarray]:
+    """Per-image top-k correctness, ``k -> bool (N,)``: the true label is among the k highest scores.
+
+    Ties are broken by class index (stable sort), exactly as :func:`cbir.metrics.topk_accuracy`, so
+    ``topk_correct(s, y)[k].mean() == topk_accuracy(s, y)[k]``. ``labels`` index the columns of ``scores``.
+    """
+    order = np.argsort(-np.asarray(scores), axis=1, kind="stable")
+    labels = np.asarray(labels)
+    return {int(k): (order[:, :k] == labels[:, None]).any(1) for k in ks}
+
+
+# ============================================================================ paper-vs-ours rows (notebook 01)
+PAPER = "01_rdcnn"
+
+#: The paper's Sec. 3.3 class pairs on STL-10 (airplane, bird, car, cat, deer, dog, horse, ...): (0, 1) and
+#: (0, 6) by index, i.e. airplane/bird and airplane/horse, with the reported rows' setting labels.
+PAPER_JS_PAIRS = (("airplane", "bird", "classes (0,1), input pixels, 6+4 images",
+                   "classes (0,1), RDCNN final layer, 6+4 images"),
+                  ("airplane", "horse", "classes (0,6), input pixels", "classes (0,6), RDCNN final layer"))
+
+SVM_FLAGS = "liblinear -s 2 -B 1"
+
+
+def _set(values) -> str:
+    if isinstance(values, (list, tuple)):
+        return "{" + ",".join(str(v) for v in values) + "}"
+    return "unstated" if values is None else str(values)
+
+
+def model_text(kind: str, **f) -> str:
+    """The wording of the *model* axis (architecture + weights), for ours and for the paper's settings CSV.
+
+    Kinds and their facts:
+
+    * ``"rdcnn"``: ``k``, ``b``, ``m`` — ``"RDCNN k=5 b=1 m=100000"``; a list is a grid (``k={3,5,7}``),
+      a 2-tuple ``m=(lo, hi)`` a sweep (``m=10..100000``), None an unstated value.
+    * ``"pixels"``: the input pixels themselves.
+    * ``"resnet18_random"``: ``stem`` (``"torchvision"``: ImageNet 7x7 stride-2 conv + max-pool;
+      ``"cifar"``: 3x3 stride-1 conv, no pool) — random weights, only a linear final layer trained.
+    * ``"small_cnn"``: ``width``, ``hidden`` — our 3-block CNN trained from scratch (:class:`SmallCNN`).
+    * ``"trained_nets"``: ``names`` — the paper's networks trained from scratch.
+    * ``"rdcnn_mlp"``: ``k``, ``b``, ``m``, ``hidden`` — RDCNN followed by a trained one-hidden-layer MLP.
+    * ``"vs"``: ``models`` — a comparison of several models, the first one being the claim's subject.
+    """
+    if kind == "rdcnn":
+        m = f.get("m")
+        m = f"{m[0]}..{m[1]}" if isinstance(m, tuple) else _set(m)
+        return f"RDCNN k={_set(f.get('k'))} b={_set(f.get('b'))} m={m}"
+    if kind == "pixels":
+        return "input pixels"
+    if kind == "resnet18_random":
+        stems = {"torchvision": "torchvision ImageNet stem (7x7 stride-2 conv + 3x3 max-pool)",
+                 "cifar": "CIFAR stem (3x3 stride-1 conv, no max-pool)"}
+        if f["stem"] not in stems:
+            raise ValueError(f"stem={f['stem']!r}; use one of {sorted(stems)}")
+        return f"ResNet18 random weights, {stems[f['stem']]}, trained linear final layer"
+    if kind == "small_cnn":
+        return f"small CNN (3 conv blocks of width {f['width']}, {f['hidden']}-d hidden) trained from scratch"
+    if kind == "trained_nets":
+        return f"{' / '.join(f['names'])} trained from scratch"
+    if kind == "rdcnn_mlp":
+        return f"{model_text('rdcnn', k=f.get('k'), b=f.get('b'), m=f.get('m'))} + MLP ({f['hidden']} sigmoid) trained"
+    if kind == "vs":
+        return " vs ".join(f["models"])
+    raise ValueError(f"model kind {kind!r}; use rdcnn, pixels, resnet18_random, small_cnn, trained_nets, "
+                     "rdcnn_mlp or vs")
+
+
+def protocol_text(kind: str, **f) -> str:
+    """The wording of the *protocol* axis, for ours and for the paper's settings CSV.
+
+    * ``"svm"``: ``C``, ``top`` — a linear SVM (``liblinear -s 2 -B 1 -c C``) trained on the train split,
+      top-``top`` accuracy on the test split from its decision values.
+    * ``"svm_vs_head"``: ``C``, ``head`` — RDCNN's SVM against a baseline whose final layer is ``head``.
+    * ``"topk_gain"``: ``C`` — top-2 minus top-1 test accuracy; RDCNN ranked by the SVM decision values,
+      the trained network by its logits.
+    * ``"trend_m"``: ``C``, ``what`` — the SVM protocol at every m of the sweep, ``what`` the trend.
+    * ``"js"``: ``pair`` (two class names or ``None``), ``classes`` (two indices), ``n`` (images per class),
+      ``draws`` — the across/within avgJS ratio of value histograms (Sec. 3.3).
+    * ``"knn"``: ``relevance``, ``metric`` — queries vs database, k-NN, averaged over k > 10.
+    * ``"aug_cosine"``: ``augmentations`` — cosine(original, augmented) in RDCNN space, geometric vs cutout.
+    """
+    if kind == "svm":
+        return f"linear SVM ({SVM_FLAGS} -c {f['C']:g}) on train, top-{f.get('top', 1)} test accuracy"
+    if kind == "svm_vs_head":
+        return (f"top-1 test accuracy, RDCNN: linear SVM ({SVM_FLAGS} -c {f['C']:g}), "
+                f"baseline final layer: {f['head']}")
+    if kind == "topk_gain":
+        return (f"top-2 minus top-1 test accuracy, RDCNN ranked by linear SVM ({SVM_FLAGS} -c {f['C']:g}) "
+                "decision values, trained network by its logits")
+    if kind == "trend_m":
+        return f"{protocol_text('svm', C=f['C'])}, {f['what']} over the m sweep"
+    if kind == "js":
+        pair = (f"{f['pair'][0]} vs {f['pair'][1]}" if f.get("pair")
+                else f"class indices {f['classes'][0]} vs {f['classes'][1]} (no class names)")
+        draws = f"{f['draws']} draw" + ("" if f["draws"] == 1 else f"s (mean)")
+        return (f"avgJS(c0,c1) / (avgJS(c0,c0) + avgJS(c1,c1)) of per-image value histograms, {pair}, "
+                f"{f['n'][0]}+{f['n'][1]} random images, {draws}")
+    if kind == "knn":
+        return (f"queries vs database, k-NN, relevant = {f['relevance']}, {f['metric']}, mean over k > 10, "
+                "subject minus best other space")
+    if kind == "aug_cosine":
+        return (f"cosine(original, augmented) in RDCNN space, augmentations: [{f['augmentations']}], "
+                "worst flip/rotation minus cutout, mean over images")
+    raise ValueError(f"protocol kind {kind!r}; use svm, svm_vs_head, topk_gain, trend_m, js, knn or aug_cosine")
+
+
+def _paper(name: str):
+    from cbir import reported
+
+    return reported.setting(PAPER, name)
+
+
+def _wilson(correct: np.ndarray) -> tuple[tuple[float, float], str]:
+    from cbir import intervals
+
+    c = np.asarray(correct, bool)
+    return intervals.wilson(int(c.sum()), c.size), f"Wilson, {c.size} test images"
+
+
+def _mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[tuple[float, float], str]:
+    from cbir import intervals
+
+    return intervals.mcnemar_difference(a, b), f"McNemar (paired), {np.asarray(a).size} test images"
+
+
+def _over_draws(values: np.ndarray, what: str) -> tuple[tuple[float, float], str]:
+    """Interval over seeded draws: bootstrap of the mean with >= 10 draws, else their spread."""
+    from cbir import intervals
+
+    v = np.asarray(values, np.float64)
+    if v.size >= 10:
+        return intervals.bootstrap_mean(v), f"bootstrap over {v.size} draws ({what})"
+    return intervals.seed_spread(v), f"spread over {v.size} draws ({what})"
+
+
+def _ours(dataset: str, scale: dict, model: str, protocol: str, budget: dict | None = None):
+    from cbir.report import Setting
+
+    return Setting(dataset=dataset, scale=scale, model=model, budget=budget or {}, protocol=protocol)
+
+
+def grid_rows(grid, correct: dict, *, P, dataset: str, n_train: int) -> list:
+    """Rows of Table 1 (value, per (k, b) the paper reports) and Table 2 ("k=5, b=1 is the best", direction).
+
+    Parameters
+    ----------
+    grid : DataFrame with columns ``k, b, m, test_acc_pct`` (one row per (k, b), one m).
+    correct : dict ``(k, b) -> bool (N,)`` top-1 correctness on the grid's test images.
+    P : the ``rdcnn`` params; dataset : the loaded dataset's name; n_train : the grid's training images.
+    """
+    from cbir import report, reported
+
+    rows = []
+    m = int(grid.m.iloc[0])
+    n_test = int(np.asarray(next(iter(correct.values()))).size)
+    scale = {"train": n_train, "test": n_test}
+    proto = protocol_text("svm", C=P.svm_C)
+    for (k, b) in [(3, 1), (3, 2), (5, 1), (5, 2)]:
+        if (k, b) not in correct:
+            continue
+        ref = reported.get(PAPER, "Table 1", "cifar10", f"k={k},b={b},m=100000", "accuracy_pct")
+        acc = float(grid[(grid.k == k) & (grid.b == b)].test_acc_pct.iloc[0])
+        iv, ivk = _wilson(correct[(k, b)])
+        rows.append(report.value_row(f"Table 1 CIFAR-10 accuracy k={k}, b={b} (grid)", ref, acc, interval=iv,
+                                     interval_kind=ivk,
+                                     setting=_ours(dataset, scale, model_text("rdcnn", k=k, b=b, m=m), proto)))
+    if (5, 1) in correct and len(correct) > 1:
+        others = grid[~((grid.k == 5) & (grid.b == 1))].sort_values(["test_acc_pct", "k", "b"],
+                                                                   ascending=[False, True, True])
+        ru = others.iloc[0]
+        ru_kb = (int(ru.k), int(ru.b))
+        acc51 = float(grid[(grid.k == 5) & (grid.b == 1)].test_acc_pct.iloc[0])
+        iv, ivk = _mcnemar(correct[(5, 1)], correct[ru_kb])
+        model = model_text("rdcnn", k=sorted(set(int(v) for v in grid.k)), b=sorted(set(int(v) for v in grid.b)), m=m)
+        rows.append(report.direction_row(
+            "k=5, b=1 is the best (k, b) on CIFAR-10", "Table 2", acc51 - float(ru.test_acc_pct), interval=iv,
+            interval_kind=ivk, setting=_ours(dataset, scale, model, proto), paper=_paper("t2_cifar10_grid"),
+            metric="accuracy margin of k=5 b=1 over the runner-up (pts)",
+            note=f"runner-up k={ru_kb[0]}, b={ru_kb[1]} ({float(ru.test_acc_pct):.1f} %)"))
+    return rows
+
+
+def mnist_rows(res: dict, *, P, dataset: str, n_train: int) -> list:
+    """The Sec. 3.4 MNIST accuracy (value row); ``res`` is :func:`svm_eval` with ``per_image=True``."""
+    from cbir import report, reported
+
+    c = res["correct"][1]
+    iv, ivk = _wilson(c)
+    ref = reported.get(PAPER, "Sec. 3.4", "mnist", "k=7,b=1,m=100000", "accuracy_pct")
+    model = model_text("rdcnn", k=P.dataset2_k, b=P.dataset2_b, m=P.dataset2_m)
+    return [report.value_row(f"MNIST accuracy with random weights (k={P.dataset2_k}, b={P.dataset2_b})", ref,
+                             res["test_acc_pct"], interval=iv, interval_kind=ivk,
+                             setting=_ours(dataset, {"train": n_train, "test": int(c.size)}, model,
+                                           protocol_text("svm", C=P.dataset2_C)))]
+
+
+def sweep_rows(sweep, correct: dict, *, P, dataset: str, n_train: int) -> list:
+    """Fig. 3 rows: test accuracy rises with m; train accuracy reaches 100 % while test still rises; and the
+    Table 1 value at the headline m.
+
+    sweep : DataFrame ``m, train_acc_pct, test_acc_pct``; correct : ``m -> bool (N,)`` top-1 correctness.
+    """
+    from cbir import report, reported
+
+    sweep = sweep.sort_values("m").reset_index(drop=True)
+    ms = [int(v) for v in sweep.m]
+    m_min, m_max = ms[0], ms[-1]
+    n_test = int(np.asarray(correct[m_max]).size)
+    scale = {"train": n_train, "test": n_test}
+    model = model_text("rdcnn", k=P.k, b=P.b, m=(m_min, m_max))
+    acc = dict(zip(ms, sweep.test_acc_pct.astype(float)))
+    rows = []
+    iv, ivk = _mcnemar(correct[m_max], correct[m_min])
+    rows.append(report.direction_row(
+        "test accuracy rises with m", "Fig. 3 / Sec. 3.2", acc[m_max] - acc[m_min], interval=iv, interval_kind=ivk,
+        setting=_ours(dataset, scale, model, protocol_text("trend_m", C=P.svm_C, what="test(m_max) - test(m_min)")),
+        paper=_paper("fig3_cifar10_rises"), metric=f"test accuracy gain m={m_max} minus m={m_min} (pts)"))
+    full = sweep[(sweep.train_acc_pct >= 99.95) & (sweep.m < m_max)]
+    proto = protocol_text("trend_m", C=P.svm_C, what="train hits 100 % at m1 < m_max, test(m_max) - test(m1)")
+    if len(full):  # both halves: train 100 % at m1 < m_max, and test still rises from m1 to m_max
+        m1 = int(full.m.iloc[0])
+        iv, ivk = _mcnemar(correct[m_max], correct[m1])
+        effect, note = acc[m_max] - acc[m1], f"train accuracy first 100 % at m1={m1}"
+        metric = "test accuracy gain from m1 (train 100 %) to m_max (pts)"
+    else:  # the first half fails: the effect is the shortfall of train accuracy below 100 % (negative)
+        from cbir import intervals
+
+        m1 = ms[-2]
+        tr = float(sweep.train_acc_pct.iloc[-2])
+        lo, hi = intervals.wilson(int(round(tr * n_train / 100)), n_train)
+        effect, iv, ivk = tr - 100, (lo - 100, hi - 100), f"Wilson, {n_train} training images"
+        note = f"train accuracy {tr:.1f} % < 100 % at m={m1} (every m < m_max): the claim's first half fails"
+        metric = f"train accuracy at m={m1} minus 100 (pts)"
+    rows.append(report.direction_row(
+        "train accuracy reaches 100 % while test accuracy still rises", "Fig. 3", effect, interval=iv,
+        interval_kind=ivk, setting=_ours(dataset, scale, model, proto), paper=_paper("fig3_cifar10_train100"),
+        metric=metric, note=note))
+    if P.m in correct:
+        try:
+            ref = reported.get(PAPER, "Table 1", "cifar10", f"k={P.k},b={P.b},m=100000", "accuracy_pct")
+        except KeyError:
+            ref = None
+        if ref is not None:
+            iv, ivk = _wilson(correct[P.m])
+            rows.append(report.value_row(
+                f"CIFAR-10 accuracy k={P.k}, b={P.b} (full training set, m={P.m})", ref, acc[P.m], interval=iv,
+                interval_kind=ivk,
+                setting=_ours(dataset, scale, model_text("rdcnn", k=P.k, b=P.b, m=P.m), protocol_text("svm", C=P.svm_C))))
+    return rows
+
+
+def js_class_pairs(classes: list[str], configured: list) -> list[dict]:
+    """The Sec. 3.3 class pairs: the paper's airplane/bird and airplane/horse picked by class *name* where the
+    dataset has those names, else the configured indices ``P.js_pairs`` (in the paper's order).
+
+    Returns one dict per paper pair: ``c0, c1`` (indices), ``pair`` (the two names, or None when picked by
+    configured index), ``paper`` (index into :data:`PAPER_JS_PAIRS`).
+    """
+    out = []
+    for i, (a, b, _, _) in enumerate(PAPER_JS_PAIRS):
+        if a in classes and b in classes:
+            out.append({"c0": classes.index(a), "c1": classes.index(b), "pair": (a, b), "paper": i})
+        elif i < len(configured):
+            c0, c1 = (int(v) for v in configured[i][:2])
+            out.append({"c0": c0, "c1": c1, "pair": None, "paper": i})
+    return out
+
+
+def js_rows(js, pairs: list[dict], *, P, dataset: str) -> list:
+    """Sec. 3.3 rows: the JS ratio per pair and space (value rows) and "higher after the network" (direction:
+    ratio(RDCNN) - ratio(pixels), interval over the seeded draws of the paired per-draw differences).
+
+    js : DataFrame ``space, c0, c1, n0, n1, ratio, draw`` (spaces ``input pixels``, ``RDCNN features``);
+    pairs : :func:`js_class_pairs`.
+    """
+    from cbir import report, reported
+
+    rows = []
+    rd = model_text("rdcnn", k=P.k, b=P.b, m=P.m)
+    px = model_text("pixels")
+    for p in pairs:
+        g = js[(js.c0 == p["c0"]) & (js.c1 == p["c1"])]
+        if not len(g):
+            continue
+        w = g.pivot(index="draw", columns="space", values="ratio")
+        n = (int(g.n0.iloc[0]), int(g.n1.iloc[0]))
+        proto = protocol_text("js", pair=p["pair"], classes=(p["c0"], p["c1"]), n=n, draws=len(w))
+        scale = {"images": n[0] + n[1]}
+        a, b, lab_px, lab_rd = PAPER_JS_PAIRS[p["paper"]]
+        label = f"{a}/{b}" if p["pair"] else f"classes ({p['c0']},{p['c1']}) by index"
+        note = ("picked by class name" if p["pair"]
+                else f"dataset has no classes named {a}/{b}: configured indices ({p['c0']},{p['c1']})")
+        note += f"; histogram bins {P.js_bins} (paper: unstated)"
+        for space, lab, model in (("input pixels", lab_px, px), ("RDCNN features", lab_rd, rd)):
+            ref = reported.get(PAPER, "Sec. 3.3", "stl10", lab, "js_ratio")
+            iv, ivk = _over_draws(w[space].to_numpy(), "JS ratio")
+            rows.append(report.value_row(f"JS ratio {label}, {space}", ref, float(w[space].mean()), interval=iv,
+                                         interval_kind=ivk, setting=_ours(dataset, scale, model, proto), note=note))
+        d = (w["RDCNN features"] - w["input pixels"]).to_numpy()
+        iv, ivk = _over_draws(d, "paired differences")
+        paper_gain = (reported.value(PAPER, "Sec. 3.3", "stl10", lab_rd, "js_ratio")
+                      - reported.value(PAPER, "Sec. 3.3", "stl10", lab_px, "js_ratio"))
+        rows.append(report.direction_row(
+            f"JS ratio higher after the network, {label}", "Sec. 3.3", float(d.mean()), interval=iv,
+            interval_kind=ivk, setting=_ours(dataset, scale, model_text("vs", models=[rd, px]), proto),
+            paper=_paper(f"s33_stl10_{a}_{b}_gain"), metric="JS ratio RDCNN minus pixels", reported=paper_gain,
+            note=note))
+    return rows
+
+
+def resnet_rows(correct_rd: np.ndarray, correct_rn: np.ndarray, *, P, dataset: str, n_train: int) -> list:
+    """Fig. 5: RDCNN beats a random-weight ResNet18 with a trained final layer (direction, McNemar)."""
+    from cbir import report
+
+    a, b = np.asarray(correct_rd, bool), np.asarray(correct_rn, bool)
+    iv, ivk = _mcnemar(a, b)
+    model = model_text("vs", models=[model_text("rdcnn", k=P.k, b=P.b, m=P.m),
+                                     model_text("resnet18_random", stem="torchvision")])
+    proto = protocol_text("svm_vs_head", C=P.svm_C, head=f"linear SVM ({SVM_FLAGS} -c {P.svm_C:g}) on 512-d pooled features")
+    return [report.direction_row(
+        "RDCNN beats random-weight ResNet18 + trained final layer", "Fig. 5 / Sec. 3.4",
+        100 * (a.mean() - b.mean()), interval=iv, interval_kind=ivk,
+        setting=_ours(dataset, {"train": n_train, "test": int(a.size)}, model, proto),
+        paper=_paper("fig5_cifar10_resnet18_random"), metric="test accuracy RDCNN minus ResNet18-random (pts)",
+        note="ours: torchvision's ImageNet stem on 32 px input; the authors' CIFAR ResNet18 has a 3x3 stride-1 stem")]
+
+
+def topk_rows(rd_correct: dict, cnn_correct: dict, *, P, dataset: str, n_train: int, cnn_width: int = 32,
+              cnn_hidden: int = 256) -> list:
+    """Fig. 6 / Sec. 3.5: RDCNN's top-2 accuracy (value, Wilson) and its top-1 -> top-2 gain larger than the
+    trained network's (direction; paired bootstrap over test images of the per-image gain difference).
+
+    rd_correct, cnn_correct : ``k -> bool (N,)`` per-image top-k correctness (:func:`topk_correct`) on the
+    same test images.
+    """
+    from cbir import intervals, report, reported
+
+    n_test = int(np.asarray(rd_correct[2]).size)
+    scale = {"train": n_train, "test": n_test}
+    rd = model_text("rdcnn", k=P.k, b=P.b, m=P.m)
+    iv, ivk = _wilson(rd_correct[2])
+    ref = reported.get(PAPER, "Sec. 3.5 / Abstract", "cifar10", "k=5,b=1,m=100000", "top2_accuracy_pct")
+    rows = [report.value_row("CIFAR-10 top-2 accuracy of RDCNN", ref, 100 * float(np.mean(rd_correct[2])),
+                             interval=iv, interval_kind=ivk,
+                             setting=_ours(dataset, scale, rd, protocol_text("svm", C=P.svm_C, top=2)),
+                             note="paper: 'about 90 %' (read from Fig. 6)")]
+    g_rd = np.asarray(rd_correct[2], float) - np.asarray(rd_correct[1], float)
+    g_cnn = np.asarray(cnn_correct[2], float) - np.asarray(cnn_correct[1], float)
+    d = 100 * (g_rd - g_cnn)
+    model = model_text("vs", models=[rd, model_text("small_cnn", width=cnn_width, hidden=cnn_hidden)])
+    rows.append(report.direction_row(
+        "top-1 -> top-2 gain larger for RDCNN than for the trained CNN", "Sec. 3.5 / Fig. 6", float(d.mean()),
+        interval=intervals.bootstrap_mean(d), interval_kind=f"paired bootstrap over {d.size} test images",
+        setting=_ours(dataset, scale, model, protocol_text("topk_gain", C=P.svm_C), {"epochs": P.cnn_epochs}),
+        paper=_paper("s35_cifar10_topk_gain"), metric="top-2 gain RDCNN minus trained CNN (pts)",
+        note=f"gain RDCNN {g_rd.mean() * 100:.1f} pts, trained CNN {g_cnn.mean() * 100:.1f} pts"))
+    return rows
+
+
+def retrieval_rows(per_query: dict, *, P, dataset: str, n_database: int, k_values: list, cnn_width: int = 32,
+                   cnn_hidden: int = 256) -> list:
+    """Fig. 8 / Sec. 3.6: RDCNN + MLP has the highest k-NN precision for k > 10 (direction; paired bootstrap
+    over queries of RDCNN + MLP minus the best other space).
+
+    per_query : ``{"rdcnn_mlp", "rdcnn", "small_cnn"} -> float (Q,)``: each query's precision@k averaged over
+    ``k_values`` (all > 10), the same queries in every space.
+    """
+    from cbir import intervals, report
+
+    models = {"rdcnn_mlp": model_text("rdcnn_mlp", k=P.k, b=P.b, m=P.mlp_m, hidden=P.mlp_hidden),
+              "rdcnn": model_text("rdcnn", k=P.k, b=P.b, m=P.m),
+              "small_cnn": model_text("small_cnn", width=cnn_width, hidden=cnn_hidden)}
+    unknown = set(per_query) - set(models)
+    if unknown or "rdcnn_mlp" not in per_query:
+        raise ValueError(f"per_query keys {sorted(per_query)}; expected 'rdcnn_mlp' and others of {sorted(models)}")
+    others = [s for s in models if s in per_query and s != "rdcnn_mlp"]
+    best = max(others, key=lambda s: float(np.mean(per_query[s])))
+    d = np.asarray(per_query["rdcnn_mlp"], float) - np.asarray(per_query[best], float)
+    model = model_text("vs", models=[models[s] for s in ["rdcnn_mlp", *others]])
+    proto = protocol_text("knn", relevance="same class label", metric="precision@k (cosine)")
+    return [report.direction_row(
+        "RDCNN + MLP has the highest k-NN precision for k > 10", "Fig. 8 / Sec. 3.6", float(d.mean()),
+        interval=intervals.bootstrap_mean(d), interval_kind=f"paired bootstrap over {d.size} queries",
+        setting=_ours(dataset, {"queries": int(d.size), "database": n_database}, model, proto,
+                      {"cnn_epochs": P.cnn_epochs, "mlp_iterations": P.mlp_max_iter}),
+        paper=_paper("s36_corel_mlp"), metric="mean precision@k, k>10: RDCNN+MLP minus best other",
+        note=f"k in {list(k_values)}; runner-up: {best}")]
+
+
+def augmentation_rows(cos, *, P, dataset: str) -> list:
+    """Fig. 7: flips/rotations stay closer to the original than cutout (direction; effect = the worst
+    geometric augmentation's mean cosine minus cutout's, paired bootstrap over images).
+
+    cos : DataFrame ``augmentation, cosine`` with the images in the same order for every augmentation.
+    """
+    from cbir import intervals, report
+
+    per = {a: g.cosine.to_numpy(float) for a, g in cos.groupby("augmentation", sort=False)}
+    geo = [a for a in per if a != "cutout"]
+    worst = min(geo, key=lambda a: float(np.mean(per[a] - per["cutout"])))
+    d = per[worst] - per["cutout"]
+    proto = protocol_text("aug_cosine", augmentations=", ".join(per))
+    return [report.direction_row(
+        "flips/rotations closer to the original than cutout", "Fig. 7 / Sec. 3.5", float(d.mean()),
+        interval=intervals.bootstrap_mean(d), interval_kind=f"paired bootstrap over {d.size} images",
+        setting=_ours(dataset, {"images": int(d.size)}, model_text("rdcnn", k=P.k, b=P.b, m=P.m), proto),
+        paper=_paper("fig7_stl10_aug"), metric="mean cosine: worst flip/rotation minus cutout",
+        note=f"worst geometric: {worst}; medians " + "; ".join(f"{a} {np.median(v):.3f}" for a, v in per.items()))]

@@ -1,0 +1,179 @@
+"""Paper-vs-ours rows of notebook 01 (cbir.experiments.random_sign_networks) from a small synthetic fixture:
+no data loading, no training. Checks which setting axes each profile matches (DESIGN.md "Paper-vs-ours rows")."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from cbir import params, report, reported
+from cbir.experiments import random_sign_networks as xp
+from cbir.metrics import topk_accuracy
+
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+FULL = {"cifar10": (50000, 10000), "mnist": (60000, 10000)}
+
+
+def _n(P, dataset, per_train, per_test):
+    full = FULL.get(dataset, (2000, 1000))
+    return (full[0] if per_train is None else 10 * per_train), (full[1] if per_test is None else 10 * per_test)
+
+
+def _correct(rng, n, p):
+    return rng.random(n) < p
+
+
+def build_rows(P):
+    """Every section's rows, from synthetic results shaped like the notebook's under params ``P``."""
+    rng = np.random.default_rng(0)
+    rows = []
+    # Table 1 / 2 grid
+    n_tr, n_te = _n(P, P.dataset, P.grid_n_train_per_class, P.grid_n_test_per_class)
+    base = _correct(rng, n_te, 0.70)
+    grid, gc = [], {}
+    for k in P.grid_k:
+        for b in P.grid_b:
+            c = base.copy()
+            if (k, b) == (5, 1):  # the best: right on 5 % more images
+                c |= _correct(rng, n_te, 0.05)
+            gc[(k, b)] = c
+            grid.append({"k": k, "b": b, "m": P.grid_m, "test_acc_pct": 100 * c.mean()})
+    rows += xp.grid_rows(pd.DataFrame(grid), gc, P=P, dataset=P.dataset, n_train=n_tr)
+    # MNIST
+    n2_tr, n2_te = _n(P, P.dataset2, P.dataset2_n_train_per_class, P.dataset2_n_test_per_class)
+    c2 = _correct(rng, n2_te, 0.99)
+    rows += xp.mnist_rows({"test_acc_pct": 100 * c2.mean(), "correct": {1: c2}}, P=P, dataset=P.dataset2,
+                          n_train=n2_tr)
+    # Fig. 3 sweep: nested correctness, train 100 % from the second m on
+    n_tr, n_te = _n(P, P.dataset, P.n_train_per_class, P.n_test_per_class)
+    ms = sorted(P.m_sweep)
+    u = rng.random(n_te)
+    sc = {m: u < 0.3 + 0.4 * i / (len(ms) - 1) for i, m in enumerate(ms)}
+    sweep = pd.DataFrame({"m": ms, "train_acc_pct": [90.0] + [100.0] * (len(ms) - 1),
+                          "test_acc_pct": [100 * sc[m].mean() for m in ms]})
+    rows += xp.sweep_rows(sweep, sc, P=P, dataset=P.dataset, n_train=n_tr)
+    # Sec. 3.3 JS ratio
+    classes = CIFAR if P.dataset.startswith("cifar10") else [str(i) for i in range(10)]
+    pairs = xp.js_class_pairs(classes, P.js_pairs)
+    js = pd.DataFrame([{"space": s, "c0": p["c0"], "c1": p["c1"], "n0": P.js_n_per_class[0],
+                        "n1": P.js_n_per_class[1], "ratio": r + 0.01 * rng.standard_normal(), "draw": d}
+                       for p in pairs for d in range(P.js_draws)
+                       for s, r in (("input pixels", 0.52), ("RDCNN features", 0.6))])
+    rows += xp.js_rows(js, pairs, P=P, dataset=P.dataset)
+    # Fig. 5, Fig. 6 on the m-sweep's test images
+    rd = {1: sc[ms[-1]], 2: sc[ms[-1]] | _correct(rng, n_te, 0.5), 3: np.ones(n_te, bool)}
+    rn = _correct(rng, n_te, 0.35)
+    rows += xp.resnet_rows(rd[1], rn, P=P, dataset=P.dataset, n_train=n_tr)
+    cnn = {1: _correct(rng, n_te, 0.8)}
+    cnn[2] = cnn[1] | _correct(rng, n_te, 0.2)
+    rows += xp.topk_rows(rd, cnn, P=P, dataset=P.dataset, n_train=n_tr)
+    # Fig. 8 retrieval, Fig. 7 augmentations
+    q = min(P.n_queries, n_te)
+    pq = {"rdcnn": rng.random(q) * 0.5, "rdcnn_mlp": rng.random(q) * 0.5 + 0.2, "small_cnn": rng.random(q) * 0.6}
+    rows += xp.retrieval_rows(pq, P=P, dataset=P.dataset, n_database=n_tr,
+                              k_values=[k for k in P.retrieval_ks if k > 10])
+    n_aug = P.aug_n_images
+    cos = pd.concat([pd.DataFrame({"augmentation": a, "cosine": rng.uniform(lo, lo + 0.05, n_aug)})
+                     for a, lo in (("horizontal flip", 0.95), ("rotate 90", 0.9), ("cutout", 0.7))])
+    rows += xp.augmentation_rows(cos, P=P, dataset=P.dataset)
+    return {r.claim: r for r in rows}
+
+
+def axes(row):
+    return {m.split(" (")[0] for m in row.mismatched}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {p: build_rows(params.load(p, "rdcnn")) for p in ("smoke", "medium", "paper")}
+
+
+def test_every_row_is_a_row_with_an_interval(rows):
+    for prof, rs in rows.items():
+        assert len(rs) == 20, (prof, sorted(rs))
+        for r in rs.values():
+            assert isinstance(r, report.Row) and r.kind in ("value", "direction")
+            assert r.lo is not None and r.hi is not None and r.lo <= r.hi, (prof, r.claim)
+            assert r.verdict in report.VERDICTS
+
+
+def test_medium_mismatches(rows):
+    m = rows["medium"]
+    for k, b in [(3, 1), (3, 2), (5, 1), (5, 2)]:  # cifar10_subset 1500/800 at m=1000
+        assert axes(m[f"Table 1 CIFAR-10 accuracy k={k}, b={b} (grid)"]) == {"dataset", "scale", "model"}
+    assert axes(m["k=5, b=1 is the best (k, b) on CIFAR-10"]) == {"dataset", "scale", "model"}
+    mn = m["MNIST accuracy with random weights (k=7, b=1)"]
+    assert axes(mn) == {"model"}  # full MNIST 60k/10k but m=1000 of the paper's 100,000
+    assert "m=1000" in mn.ours_setting.model and "m=100000" in mn.paper_setting.model
+    assert mn.verdict == "not comparable"
+    rn = m["RDCNN beats random-weight ResNet18 + trained final layer"]
+    assert "model" in axes(rn) and "7x7 stride-2" in rn.ours_setting.model and "3x3 stride-1" in rn.paper_setting.model
+    js = m["JS ratio higher after the network, airplane/bird"]  # picked by name on CIFAR-10
+    assert {"dataset", "protocol"} <= axes(js)
+    assert "airplane vs bird" in js.ours_setting.protocol and "20 draws" in js.ours_setting.protocol
+    assert "horse" in " ".join(m)  # airplane/horse, CIFAR-10 index 7, not the STL-10 index 6
+    assert axes(m["test accuracy rises with m"]) == {"dataset", "scale", "model"}
+    assert all(r.verdict in ("not comparable", "holds here", "fails here", "inconclusive") for r in m.values())
+
+
+def test_smoke_falls_back_to_configured_class_indices(rows):
+    s = rows["smoke"]
+    js = [r for c, r in s.items() if c.startswith("JS ratio higher")]
+    assert len(js) == 2 and all("configured indices" in r.note for r in js)
+    assert all("class indices 0 vs" in r.ours_setting.protocol for r in js)
+
+
+def test_paper_profile_matches_the_paper_where_it_is_meant_to(rows):
+    p = rows["paper"]
+    for claim in ["Table 1 CIFAR-10 accuracy k=5, b=1 (grid)", "Table 1 CIFAR-10 accuracy k=3, b=2 (grid)",
+                  "k=5, b=1 is the best (k, b) on CIFAR-10", "MNIST accuracy with random weights (k=7, b=1)",
+                  "CIFAR-10 accuracy k=5, b=1 (full training set, m=100000)", "test accuracy rises with m",
+                  "train accuracy reaches 100 % while test accuracy still rises", "CIFAR-10 top-2 accuracy of RDCNN"]:
+        assert p[claim].mismatched == [], (claim, p[claim].mismatched)
+    assert p["k=5, b=1 is the best (k, b) on CIFAR-10"].verdict == "reproduced"
+    assert p["test accuracy rises with m"].verdict == "reproduced"
+    assert axes(p["RDCNN beats random-weight ResNet18 + trained final layer"]) == {"model", "protocol"}
+    assert axes(p["top-1 -> top-2 gain larger for RDCNN than for the trained CNN"]) == {"model", "budget"}
+
+
+def test_a_direction_whose_interval_contains_zero_is_inconclusive():
+    P = params.load("paper", "rdcnn")
+    rng = np.random.default_rng(1)
+    a = rng.random(10000) < 0.7
+    same_rate = np.roll(a, 1)  # as many right as a, on other images: effect 0, discordant pairs
+    sweep = pd.DataFrame({"m": [10, 100000], "train_acc_pct": [100.0, 100.0],
+                          "test_acc_pct": [100 * same_rate.mean(), 100 * a.mean()]})
+    r = {x.claim: x for x in xp.sweep_rows(sweep, {10: same_rate, 100000: a}, P=P, dataset="cifar10",
+                                            n_train=50000)}["test accuracy rises with m"]
+    assert r.lo < 0 < r.hi and r.mismatched == []
+    assert r.verdict == "inconclusive"
+
+
+def test_train_never_at_100_before_m_max_fails_here():
+    P = params.load("smoke", "rdcnn")
+    c = np.random.default_rng(2).random(150) < 0.5
+    sweep = pd.DataFrame({"m": [8, 512, 1000], "train_acc_pct": [80.0, 95.0, 100.0],
+                          "test_acc_pct": [100 * c.mean()] * 3})
+    r = xp.sweep_rows(sweep, {8: c, 512: c, 1000: c}, P=P, dataset="digits", n_train=400)[1]
+    assert r.ours == pytest.approx(-5.0) and r.hi < 0 and r.verdict == "fails here" and "first half fails" in r.note
+
+
+def test_settings_csv_names_resolve():
+    rep = reported.load("01_rdcnn")
+    names = [n for n in rep.paper_setting if n]
+    assert len(names) >= 10
+    for n in set(names):
+        reported.setting("01_rdcnn", n)
+
+
+def test_topk_correct_and_svm_per_image():
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((50, 4))
+    y = rng.integers(0, 4, 50)
+    c = xp.topk_correct(s, y, ks=(1, 2))
+    assert {k: v.mean() for k, v in c.items()} == pytest.approx(topk_accuracy(s, y, ks=(1, 2)))
+    f = rng.standard_normal((60, 8)).astype(np.float32)
+    yy = rng.integers(0, 3, 60)
+    plain = xp.svm_eval(f[:40], yy[:40], f[40:], yy[40:], 0.5)
+    per = xp.svm_eval(f[:40], yy[:40], f[40:], yy[40:], 0.5, per_image=True)
+    assert "correct" not in plain
+    assert 100 * per.pop("correct")[1].mean() == pytest.approx(plain["test_acc_pct"])
+    assert per == pytest.approx(plain)
