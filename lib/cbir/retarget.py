@@ -605,24 +605,30 @@ def full_ranking(xb: np.ndarray, xq: np.ndarray, *, chunk: int = 256) -> np.ndar
 
 
 def evaluate(xq: np.ndarray, q_labels: np.ndarray, xb: np.ndarray, db_labels: np.ndarray, *,
-             k: int = 50, rankings: np.ndarray | None = None) -> dict[str, float]:
+             k: int = 50, rankings: np.ndarray | None = None, per_query: bool = False) -> dict:
     """mAP over the full ranking (Eq. 18: AP denominator = all relevant items of the database) and mAP@k.
 
     ``map_at_k`` uses ``denominator="retrieved"`` (relevant items within the top k), the usual reading of
     the paper's "mAP within the top 50 retrieved images" (Tables 5-8); ``map_at_k_min_rk`` divides by
-    ``min(R, k)`` instead. Also returns ``p_at_10``.
+    ``min(R, k)`` instead. Also returns ``p_at_10``. With ``per_query=True`` the dict also holds the
+    per-query APs behind the two means, ``ap_all`` and ``ap_at_<k>`` (float64 arrays (Q,), from
+    :func:`cbir.metrics.average_precision`), for paired bootstrap intervals over the same queries.
     """
     if rankings is None:
         rankings = full_ranking(xb, xq)
     rel = cmetrics.relevance(rankings, q_labels, db_labels)
     n_rel = rel.sum(1)
     kk = min(k, rel.shape[1])
-    return {
+    out = {
         "map_all": cmetrics.map_all(rel),
         f"map_at_{k}": cmetrics.map_at_k(rel, kk, "retrieved"),
         f"map_at_{k}_min_rk": cmetrics.map_at_k(rel, kk, "min_rk", n_relevant=n_rel),
         "p_at_10": cmetrics.precision_at_k(rel, min(10, rel.shape[1])),
     }
+    if per_query:
+        out["ap_all"] = cmetrics.average_precision(rel, n_rel, "all")
+        out[f"ap_at_{k}"] = cmetrics.average_precision(rel[:, :kk], None, "retrieved")
+    return out
 
 
 # ============================================================================================ RF rounds
