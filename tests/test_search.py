@@ -101,6 +101,9 @@ def test_speed_scaling_table():
     assert list(df.db_size) == [200, 200, 400, 400]
     assert (df.seconds > 0).all()
     assert df.speedup.notna().sum() == 2
+    ham = df[df.speedup.notna()]
+    assert (ham.speedup_lo <= ham.speedup).all() and (ham.speedup <= ham.speedup_hi).all()
+    assert (df.seconds <= df.seconds_max).all()
 
 
 def test_score_rankings_hand_computed():

@@ -269,13 +269,15 @@ def speed_scaling(
         Queries per timing and images returned.
     seed : int, default 0
     repeats : int, default 3
-        The best (minimum) of ``repeats`` timings is kept.
+        The best (minimum) of ``repeats`` timings is kept as ``seconds``; the slowest as ``seconds_max``.
 
     Returns
     -------
     DataFrame
-        Columns ``db_size, method, n_bits, feat_dim, n_queries, k, seconds, queries_per_s, speedup``
-        (``speedup`` = linear-scan time / Hamming time at the same size, on the Hamming rows).
+        Columns ``db_size, method, n_bits, feat_dim, n_queries, k, repeats, seconds, seconds_max,
+        queries_per_s, speedup, speedup_lo, speedup_hi`` (``speedup`` = best linear-scan time / best Hamming
+        time at the same size, on the Hamming rows; ``speedup_lo`` / ``speedup_hi`` = the smallest / largest
+        ratio over all pairings of the timing repeats, the spread of ``speedup`` over repeats).
     """
     if not db_sizes or min(db_sizes) < k:
         raise ValueError(f"db_sizes={db_sizes} must be non-empty and each >= k={k}")
@@ -293,17 +295,21 @@ def speed_scaling(
         times = {}
         for name, fn in (("hamming (faiss binary)", lambda: bidx.search(qc, k)),
                          ("linear scan (cosine, float)", lambda: fidx.search(qf, k))):
-            best = np.inf
+            ts = []
             for _ in range(max(1, repeats)):
                 t0 = time.perf_counter()
                 fn()
-                best = min(best, time.perf_counter() - t0)
-            times[name] = best
-        for name, sec in times.items():
+                ts.append(time.perf_counter() - t0)
+            times[name] = (min(ts), max(ts))
+        lin, ham = times["linear scan (cosine, float)"], times["hamming (faiss binary)"]
+        for name, (sec, sec_max) in times.items():
+            is_ham = name.startswith("hamming")
             rows.append({"db_size": n, "method": name, "n_bits": n_bits, "feat_dim": feat_dim,
-                         "n_queries": n_queries, "k": k, "seconds": sec, "queries_per_s": n_queries / sec,
-                         "speedup": times["linear scan (cosine, float)"] / times["hamming (faiss binary)"]
-                         if name.startswith("hamming") else np.nan})
+                         "n_queries": n_queries, "k": k, "repeats": max(1, repeats), "seconds": sec,
+                         "seconds_max": sec_max, "queries_per_s": n_queries / sec,
+                         "speedup": lin[0] / ham[0] if is_ham else np.nan,
+                         "speedup_lo": lin[0] / ham[1] if is_ham else np.nan,
+                         "speedup_hi": lin[1] / ham[0] if is_ham else np.nan})
         del bidx, fidx
     return pd.DataFrame(rows)
 
