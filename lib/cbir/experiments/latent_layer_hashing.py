@@ -1,6 +1,7 @@
 """Notebook 02 (Li & Li, latent-layer hashing): cached training and embedding of one network per code
-length, the two experiment arms, and their accuracy / retrieval / two-step tables. The network itself is
-:class:`cbir.models.latent_hash.LatentHashNet`; search in :mod:`cbir.search`.
+length, the two experiment arms, their accuracy / retrieval / two-step tables and the paper-vs-ours rows
+(:func:`paper_rows`). The network itself is :class:`cbir.models.latent_hash.LatentHashNet`; search in
+:mod:`cbir.search`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import torch
 
 from cbir.models.latent_hash import small_cnn, train_latent_hash
 
-__all__ = ["train_and_embed", "Arm", "run_arm", "accuracy_table", "retrieval_sweep", "two_step_table"]
+__all__ = ["train_and_embed", "Arm", "run_arm", "accuracy_table", "retrieval_sweep", "two_step_table",
+           "model_text", "arm_model_text", "protocol_text", "paper_rows", "PAPER"]
+
+PAPER = "02_latent_hash"
+"""Stem of the reported CSV (``lib/cbir/reported/02_latent_hash.csv``) and of its settings CSV."""
 
 
 def train_and_embed(
@@ -88,6 +93,12 @@ class Arm:
     classes : list of str
     input_name : str
         What ``db_input`` is, for tables.
+    n_fit : int
+        Training images the networks were fitted on (``fit_per_class`` may take a subset of the train split).
+    batch_size : int
+        Mini-batch size of the training (iterations per epoch = ceil(n_fit / batch_size)).
+    model : str
+        The network, in the wording of :func:`model_text`.
     """
 
     arm: str
@@ -103,6 +114,9 @@ class Arm:
     nets: dict
     classes: list
     input_name: str
+    n_fit: int
+    batch_size: int
+    model: str
 
     @property
     def q_labels(self) -> np.ndarray:
@@ -142,6 +156,7 @@ def run_arm(P, arm: str, device: str | torch.device | None = None) -> Arm:
         trunk_fn, in_dim = (lambda: small_cnn(1, widths)[0]), small_cnn(1, widths)[1]
         epochs, lr, input_name = P.cnn_epochs, P.cnn_lr, f"raw pixels ({db_input.shape[1]}-d)"
         model_desc = f"small CNN {list(widths)} from scratch, {epochs} epochs"
+        model = arm_model_text(P, "cnn", len(tr.classes))
         extra = {"widths": list(widths), "trunk": "3x(conv3-bn-relu-maxpool2)+avgpool3"}
     else:
         from cbir.models.backbones import pretrained_backbone
@@ -158,6 +173,7 @@ def run_arm(P, arm: str, device: str | torch.device | None = None) -> Arm:
         epochs, lr = P.head_epochs, P.head_lr
         input_name = f"{bb.name} pooled features @{size}px ({bb.feature_dim}-d, frozen)"
         model_desc = f"frozen {bb.name} @{size}px + trained F->H->classifier, {epochs} epochs"
+        model = arm_model_text(P, "feat", len(tr.classes), backbone=bb.name)
         extra = {"backbone": bb.name, "source": bb.source, "size": size}
     from cbir.data import stratified_subset
 
@@ -179,7 +195,7 @@ def run_arm(P, arm: str, device: str | torch.device | None = None) -> Arm:
                 f"{n_fit} training images; "
                 f"profile {P.profile}")
     return Arm(arm, tr.name, protocol, tr.images, te.images, tr.labels, te.labels, db_input, test_input,
-               query_idx, nets, list(tr.classes), input_name)
+               query_idx, nets, list(tr.classes), input_name, n_fit, P.batch_size, model)
 
 
 def accuracy_table(arms: list[Arm], n_bits: int) -> pd.DataFrame:
@@ -201,13 +217,22 @@ def accuracy_table(arms: list[Arm], n_bits: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def retrieval_sweep(a: Arm, P) -> pd.DataFrame:
+def retrieval_sweep(a: Arm, P, per_query: dict | None = None) -> pd.DataFrame:
     """Precision@k and mAP of every method and code length on one arm (Figs. 3-4, 7-8 analogue).
 
     Methods: latent-layer hashing (one-step Hamming ranking of the trained codes), the unsupervised
     baselines ``P.baselines`` (LSH / PCA-ITQ / spectral hashing fitted on the database's input features
     ``a.db_input``) and two float linear scans (cosine) without hashing: on the input features, and on
     the feature layer F of the h = ``P.n_bits`` network.
+
+    Parameters
+    ----------
+    a : Arm
+    P : cbir.params.Params (section ``latent_hash``)
+    per_query : dict, optional
+        When given, filled with ``(a.arm, method, n_bits, metric, k) -> float64 (Q,)``: each query's
+        precision@k (``metric="precision"``) and AP@``map_k`` (``"mAP"``), whose means are the table's values
+        (for paired bootstrap intervals, :func:`paper_rows`).
 
     Returns
     -------
@@ -216,6 +241,7 @@ def retrieval_sweep(a: Arm, P) -> pd.DataFrame:
     """
     from cbir.hashing import binarize, pack_bits
     from cbir.hashing.baselines import make_hasher
+    from cbir.metrics import average_precision, relevance
     from cbir.search import build_binary_index, cosine_linear_scan, one_step_search, score_rankings
 
     k = max(max(P.precision_ks), P.map_k, P.headline_k)
@@ -223,10 +249,16 @@ def retrieval_sweep(a: Arm, P) -> pd.DataFrame:
     frames = []
 
     def add(method: str, h: int, rankings: np.ndarray) -> None:
-        df = score_rankings(rankings, a.q_labels, a.db_labels, sorted({*P.precision_ks, P.headline_k}), P.map_k)
+        ks = sorted({*P.precision_ks, P.headline_k})
+        df = score_rankings(rankings, a.q_labels, a.db_labels, ks, P.map_k)
         df.insert(0, "n_bits", h)
         df.insert(0, "method", method)
         frames.append(df)
+        if per_query is not None:
+            rel = relevance(rankings, a.q_labels, a.db_labels)
+            for kk in ks:
+                per_query[(a.arm, method, h, "precision", int(kk))] = rel[:, :kk].sum(1) / kk
+            per_query[(a.arm, method, h, "mAP", int(P.map_k))] = average_precision(rel[:, :P.map_k])
 
     bits = sorted(set(P.bits_sweep) | {P.n_bits})
     for h in bits:
@@ -285,3 +317,174 @@ def two_step_table(a: Arm, P) -> pd.DataFrame:
                      f"precision@{P.headline_k}": float(sc.value.iloc[0]), f"mAP@{P.map_k}": float(sc.value.iloc[1]),
                      **{key: res.timings[key] for key in ("coarse_s", "fine_s", "total_s")}})
     return pd.DataFrame(rows)
+
+
+# ============================================================================== paper-vs-ours rows
+def model_text(trunk: str, weights: str, n_bits: int | None, n_classes: int) -> str:
+    """The wording of the *model* axis (architecture + weights), for ours and for the paper's settings CSV.
+
+    ``model_text("GoogLeNet", "ImageNet-pretrained, fine-tuned end to end", 48, 10)`` is the paper's
+    network; :func:`run_arm` describes ours with the same function, so a run of the paper's network would
+    match verbatim.
+    """
+    h = f"latent layer H (h={n_bits}, sigmoid)" if n_bits else "no latent layer"
+    return f"{trunk} ({weights}) -> F -> {h} -> {n_classes}-way softmax"
+
+
+def arm_model_text(P, arm: str, n_classes: int, backbone: str | None = None) -> str:
+    """:func:`model_text` of the network an arm trains under params ``P`` (``backbone``: the feat arm's trunk)."""
+    if arm == "cnn":
+        return model_text(f"small CNN {list(P.cnn_widths)}", "random init, trained from scratch", P.n_bits, n_classes)
+    return model_text(f"{backbone} @{P.feat_image_size}px", "ImageNet weights, frozen; F, H, classifier trained",
+                      P.n_bits, n_classes)
+
+
+def protocol_text(task: str, *, n_bits: int | None = None, k: int | None = None, feat_dim: int | None = None,
+                  n_queries: int | None = None, repeats: int | None = None, implementation: str | None = None,
+                  machine: str | None = None) -> str:
+    """The wording of the *protocol* axis, for ours and (with the paper's facts) for the settings CSV.
+
+    Parameters
+    ----------
+    task : {"classification", "retrieval", "speed"}
+    n_bits : code length of the Hamming ranking (retrieval, speed)
+    k : number retrieved; None where the paper does not state it (its precision numbers and speed task)
+    feat_dim, n_queries, repeats, implementation, machine : speed only; None = not stated (the paper's
+        Figs. 6/10/14 give only the CPU time of "one search task")
+    """
+    if task == "classification":
+        return "classification: top-1 error / accuracy of the softmax output over the whole test split"
+    if task == "retrieval":
+        return (f"retrieval: queries = random test images, database = training split; relevance = same class "
+                f"label; Hamming ranking of {n_bits}-bit codes (H thresholded at 0.5); "
+                + (f"precision@{k}" if k else "precision@k with k not stated"))
+    if task == "speed":
+        def said(v, fmt="{}"):
+            return fmt.format(v) if v is not None else "not stated"
+        return (f"speed: {n_bits}-bit Hamming ranking vs linear search over float features "
+                f"(dimension {said(feat_dim)}); queries {said(n_queries)}, retrieved k {said(k)}; "
+                f"timing {said(repeats, 'best of {} repeats')}; implementation {said(implementation)}; "
+                f"machine {said(machine)}")
+    raise ValueError(f"task={task!r}; use 'classification', 'retrieval' or 'speed'")
+
+
+def _iterations(a: Arm, h: int | None) -> int:
+    """Mini-batch iterations the h-bit network of arm ``a`` actually ran (epochs in its history)."""
+    epochs_run = len(a.nets[h]["train_loss"])
+    return int(epochs_run * -(-a.n_fit // a.batch_size))
+
+
+def _classification_setting(a: Arm, h: int):
+    from cbir.report import Setting
+
+    return Setting(a.dataset, {"train": a.n_fit, "test": len(a.test_labels)}, a.model,
+                   {"iterations": _iterations(a, h)}, protocol_text("classification"))
+
+
+def _retrieval_setting(a: Arm, h: int, k: int):
+    from cbir.report import Setting
+
+    return Setting(a.dataset, {"train": a.n_fit, "database": len(a.db_labels), "queries": len(a.query_idx)},
+                   a.model, {"iterations": _iterations(a, h)}, protocol_text("retrieval", n_bits=h, k=k))
+
+
+def paper_rows(arms: list[Arm], per_query: dict, speed: pd.DataFrame | None, P) -> list:
+    """All paper-vs-ours rows of notebook 02 (Tables 1-2, Secs. 2.2-2.3, Figs. 3-4, 6-7), as ``cbir.report.Row``.
+
+    The ``cnn`` arm is compared with the paper's MNIST numbers, the ``feat`` arm with its CIFAR-10 numbers;
+    each row's setting is computed from the run (dataset, training / database / query counts, the network,
+    iterations actually run, protocol) and the verdict is left to :mod:`cbir.report`.
+
+    Rows
+    ----
+    * value, test error (MNIST, Table 1) / test accuracy (CIFAR-10, Table 2) at h = ``P.n_bits``: Wilson
+      interval over the test images (per-image correctness from the stored test logits);
+    * value, precision@``P.headline_k`` of the Hamming ranking at h = ``P.n_bits`` (Secs. 2.2, 2.3; the paper
+      does not state k): percentile bootstrap over the queries;
+    * direction, the latent hash beats the best unsupervised hashing baseline (LSH / PCA-ITQ / SH) in
+      precision@``P.headline_k`` (Figs. 3, 7: "other ... methods are all inferior"); effect = our margin in
+      points over the baseline with the highest mean, paired bootstrap over the per-query differences;
+    * value, speed-up of Hamming over linear search at 32 bits (Fig. 6), at the database size of ``speed``
+      nearest (in log) to the paper's 60,000; interval = spread of the ratio over the timing repeats.
+
+    Parameters
+    ----------
+    arms : list of Arm (:func:`run_arm`)
+    per_query : dict filled by :func:`retrieval_sweep` (``per_query=``) for every arm
+    speed : DataFrame of :func:`cbir.search.speed_scaling`, optional (with a ``device`` column naming the machine)
+    P : cbir.params.Params, section ``latent_hash``
+
+    Returns
+    -------
+    list of cbir.report.Row
+    """
+    from cbir import intervals, reported
+    from cbir.report import Setting, direction_row, value_row
+
+    h, k = P.n_bits, P.headline_k
+    ours_label = "latent hash (ours, Hamming)"
+    paper_ds = {"cnn": "mnist", "feat": "cifar10"}
+    rows = []
+    for a in arms:
+        pds = paper_ds[a.arm]
+        e = a.nets[h]
+        correct = e["test_logits"].argmax(1) == a.test_labels
+        n, n_ok = len(correct), int(correct.sum())
+        cls = _classification_setting(a, h)
+        if pds == "mnist":
+            ref = reported.get(PAPER, "Table 1", "mnist", "h=48", "test_error_pct")
+            rows.append(value_row(f"test error, h={h} (paper: MNIST; ours: {a.dataset})", ref,
+                                  100.0 * (n - n_ok) / n, interval=intervals.wilson(n - n_ok, n),
+                                  interval_kind=f"Wilson, {n} test images", setting=cls,
+                                  note="the paper's Table 1 value is 0.485 % (its text says 0.50 %)"))
+            ref_p = reported.get(PAPER, "Sec. 2.2 text (Fig. 3)", "mnist", "h=48, 1000 test queries vs 60000 train",
+                                 "precision_pct")
+            dir_src = "Sec. 2.2 (Figs. 3-4)"
+        else:
+            ref = reported.get(PAPER, "Table 2", "cifar10", "h=48", "accuracy_pct")
+            rows.append(value_row(f"test accuracy, h={h} (paper: CIFAR-10; ours: {a.dataset})", ref,
+                                  100.0 * n_ok / n, interval=intervals.wilson(n_ok, n),
+                                  interval_kind=f"Wilson, {n} test images", setting=cls,
+                                  note="the paper fine-tunes the whole pretrained network for 50,000 iterations"))
+            ref_p = reported.get(PAPER, "Sec. 2.3 text (Fig. 7)", "cifar10", "h=48, Hamming ranking", "precision_pct")
+            dir_src = "Sec. 2.3 (Fig. 7)"
+        ret = _retrieval_setting(a, h, k)
+        ours_q = 100.0 * np.asarray(per_query[(a.arm, ours_label, h, "precision", k)], np.float64)
+        nq = len(ours_q)
+        paper_name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[pds]
+        rows.append(value_row(f"precision@{k}, {h} bits (paper: {paper_name}; ours: {a.dataset})", ref_p,
+                              float(ours_q.mean()), interval=intervals.bootstrap_mean(ours_q, seed=P.seed),
+                              interval_kind=f"bootstrap over {nq} queries",
+                              setting=ret, note="the paper does not state k"))
+        base = {m: 100.0 * np.asarray(v, np.float64) for (arm, m, hb, metric, kk), v in per_query.items()
+                if arm == a.arm and hb == h and metric == "precision" and kk == k
+                and m != ours_label and m.endswith("(Hamming)")}
+        if base:
+            best = max(base, key=lambda m: base[m].mean())
+            diff = ours_q - base[best]
+            rows.append(direction_row(
+                f"latent hash beats the unsupervised hashing baselines, precision@{k}, {h} bits ({a.dataset})",
+                dir_src, float(diff.mean()), interval=intervals.bootstrap_mean(diff, seed=P.seed),
+                interval_kind=f"paired bootstrap over {nq} queries", setting=ret, paper=ref_p.setting,
+                metric=f"precision@{k} margin over the best baseline (pts)",
+                note=f"best baseline here: {best}; the paper's baselines also include supervised ones "
+                     f"(KSH, MLH, BRE, CNNH+), not re-run"))
+    if speed is not None and speed["speedup"].notna().any():
+        ref = reported.get(PAPER, "Sec. 2.2 text (Fig. 6)", "mnist", "32 bits", "speedup_x")
+        target = ref.setting.scale.get("database", 60000.0)
+        ham = speed[speed["speedup"].notna()]
+        r = ham.iloc[int(np.argmin(np.abs(np.log(ham["db_size"].to_numpy(float) / target))))]
+        machine = str(r["device"]) if "device" in r.index else None  # cbir.runtime.describe_device: name, threads
+        setting = Setting("synthetic_random_codes", {"database": int(r["db_size"]), "queries": int(r["n_queries"])},
+                          "none (uniform random codes and Gaussian features)", {},
+                          protocol_text("speed", n_bits=int(r["n_bits"]), k=int(r["k"]), feat_dim=int(r["feat_dim"]),
+                                        n_queries=int(r["n_queries"]), repeats=int(r.get("repeats", 1)),
+                                        implementation="faiss binary index vs faiss flat inner product (cosine)",
+                                        machine=machine))
+        lo, hi = (r.get("speedup_lo"), r.get("speedup_hi"))
+        iv = None if lo is None or hi is None or pd.isna(lo) or pd.isna(hi) else (float(lo), float(hi))
+        rows.append(value_row(f"hashing vs linear search speed-up, {int(r['n_bits'])} bits", ref, float(r["speedup"]),
+                              interval=iv, interval_kind=f"spread over {int(r.get('repeats', 1))} timing repeats",
+                              setting=setting, note="hardware- and implementation-dependent; the paper times whole "
+                                                    "search tasks"))
+    return rows
