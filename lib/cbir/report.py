@@ -275,24 +275,10 @@ COLUMNS = ["notebook", "claim", "source", "kind", "metric", "reported", "ours", 
            "verdict", "mismatched_axes", "mismatched", "interval", "ours_setting", "paper_setting", "note"]
 
 
-def _legacy(r: Mapping[str, Any]) -> Row:
-    """TRANSITIONAL (removed once every notebook builds Row objects): an old dict row with ``comparable``."""
-    missing = {"claim", "source", "metric", "reported", "ours", "tolerance", "comparable"} - set(r)
-    if missing:
-        raise ValueError(f"paper_vs_ours row {r.get('claim', r)!r} lacks {sorted(missing)}")
-    same = Setting("legacy")
-    return Row(claim=r["claim"], source=r["source"], kind="value", metric=r["metric"], reported=_num(r["reported"]),
-               ours=_num(r["ours"]), lo=None, hi=None, tolerance=float(r["tolerance"]), ours_setting=same,
-               paper_setting=same if r["comparable"] else Setting("legacy (not comparable)"),
-               note=str(r.get("note", "")))
-
-
 def table(rows: Iterable[Row], notebook: str) -> pd.DataFrame:
     """The rows as a DataFrame with :data:`COLUMNS`."""
     recs = []
     for r in rows:
-        if isinstance(r, Mapping):
-            r = _legacy(r)
         if not isinstance(r, Row):
             raise TypeError(f"paper-vs-ours rows must be cbir.report.Row (from value_row / direction_row), "
                             f"got {type(r).__name__}: {r!r:.120}")
