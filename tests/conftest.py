@@ -29,3 +29,14 @@ def shared_data():
     if p is None:
         pytest.skip("shared/data not present (real-data loader tests need it)")
     return p.parent
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for tests that pin trained values (reduction order fixed across machines)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -228,3 +228,25 @@ def test_run_sweep_returns_one_row_per_cell(tmp_path):
     assert ev["codes_db"].shape == (len(data.y_db), 1) and ev["rankings"].shape == (len(data.y_query), 5)
     with pytest.raises(ValueError, match="duplicates"):
         ds.run_sweep({**P, "depths": [1, 1], "bits": [4]}, data, cache_dir=tmp_path, progress=False, log=None)
+
+
+def _graded_data(seed=0, classes=4, n=12, size=16) -> ds.SweepData:
+    """A fixture where retrieval is neither trivial nor hopeless (a noisy class signal in the red channel)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n).astype(np.int64)
+    x = rng.integers(0, 256, (len(y), size, size, 3), dtype=np.uint8)
+    x[..., 0] = np.clip(rng.normal(y * 40 + 60, 30, (size, size, len(y))).transpose(2, 0, 1), 0, 255).astype(np.uint8)
+    itr, iva = ds.split_train_val(y, 0.25, seed)
+    q = np.r_[0:3, 12:15, 24:27, 36:39]
+    return ds.SweepData(x[itr], y[itr], x[iva], y[iva], x, y, x[q], y[q], [f"c{i}" for i in range(classes)],
+                        "tiny", "graded test fixture")
+
+
+def test_run_sweep_gives_the_pinned_values(tmp_path, one_thread):
+    """Values, not ranges: a changed code threshold (H > 0.97 instead of Eq. 4.7's 0.5) moves mAP 58.33 -> 65.58."""
+    P = _tiny_params(epochs=2, lr_drop_epochs=[], map_k=10, precision_ks=[1, 5, 10])
+    res = ds.run_sweep({**P, "depths": [1], "bits": [8]}, _graded_data(), cache_dir=tmp_path, progress=False, log=None)
+    c = res.cells.iloc[0]
+    assert c.test_acc_pct == pytest.approx(83.3333, abs=0.01)
+    assert c.map_at_k_pct == pytest.approx(58.3333, abs=0.01)
+    assert c.p_at_1_pct == pytest.approx(58.3333, abs=0.01) and c.p_at_5_pct == pytest.approx(51.6667, abs=0.01)
