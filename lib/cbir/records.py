@@ -66,7 +66,8 @@ def note_dataset(name: str, split: str, n: int, digest: str) -> None:
         fh.write(json.dumps({"name": name, "split": split, "n": int(n), "digest": digest}) + "\n")
 
 
-def _git(*args: str, root: Path) -> str | None:
+def git(*args: str, root: Path) -> str | None:
+    """``git <args>`` in ``root``; its stdout, or None without git or outside a checkout."""
     try:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
                               timeout=20).stdout.strip()
@@ -113,10 +114,10 @@ def write(profile: str, notebook: str, *, status: str, wall_s: float, error: str
     p = path(profile, notebook, root)
     p.parent.mkdir(parents=True, exist_ok=True)
     log = data_log(profile, notebook, root)
-    dirty = _git("status", "--porcelain", "--", "lib", "params", "notebooks", root=root)
+    dirty = git("status", "--porcelain", "--", "lib", "params", "notebooks", root=root)
     rec: dict[str, Any] = {
         "notebook": notebook, "profile": profile, "status": status, "error": error,
-        "commit": _git("rev-parse", "HEAD", root=root), "dirty": bool(dirty),
+        "commit": git("rev-parse", "HEAD", root=root), "dirty": bool(dirty),
         "params_digest": params_digest(profile, notebook, root) if notebook in SECTIONS else None,
         "data": _read_data_log(log), "wall_s": round(float(wall_s), 1),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)) if started else None,

@@ -40,7 +40,6 @@ The suite report (:func:`build`) is assembled from each notebook's *latest run r
 from __future__ import annotations
 
 import math
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
@@ -49,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from cbir.params import repo_root
+from cbir.records import git
 
 AXES: tuple[str, ...] = ("dataset", "scale", "model", "budget", "protocol")
 SCALE_TOLERANCE = 0.10
@@ -324,19 +324,11 @@ def show(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ============================================================================================ suite report
-def _git(*args: str, root: Path) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
-                              timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def changed_since(commit: str | None, root: Path) -> list[str]:
     """Library files (``lib/cbir``) changed between ``commit`` and the working tree (None without git)."""
     if not commit:
         return []
-    out = _git("diff", "--name-only", commit, "--", "lib/cbir", root=root)
+    out = git("diff", "--name-only", commit, "--", "lib/cbir", root=root)
     return [] if out is None else [line for line in out.splitlines() if line]
 
 
@@ -356,7 +348,7 @@ def build(profile: str, root: Path | None = None) -> Path | None:
     if not any(recs.values()):
         return None
     frames, status_lines = [], []
-    head = _git("rev-parse", "--short", "HEAD", root=root) or "unknown"
+    head = git("rev-parse", "--short", "HEAD", root=root) or "unknown"
     for nb in nbs:
         rec = recs[nb]
         if rec is None:
