@@ -56,7 +56,7 @@ def test_corrupt_artifact_is_reported_removed_and_recomputed(tmp_path, damage):
         return {"x": np.arange(1000)}
 
     cache.cached_npz("feat", {"n": 1}, compute, tmp_path)
-    path = cache.artifact_path(tmp_path, "feat", {"n": 1}, "npz")
+    (path,) = tmp_path.glob("feat-*.npz")
     blob = path.read_bytes()
     path.write_bytes({"truncate": blob[: len(blob) // 2], "garbage": b"not a zip" * 50, "empty": b""}[damage])
     with pytest.warns(UserWarning, match="unreadable.*removed it, so it is recomputed"):
@@ -99,3 +99,76 @@ def test_killed_writer_tmp_is_removed_later_live_writer_kept(tmp_path):
     cache._swept.discard(str(tmp_path))
     cache.cached_npz("f", {}, lambda: {"x": np.zeros(1)}, tmp_path)
     assert not left.exists()
+
+
+def test_tensors_are_keyed_by_content_not_by_repr():
+    import torch
+
+    a, b = torch.zeros(5000), torch.zeros(5000)
+    b[2500] = 1.0  # str() of both reads "tensor([0., 0., ..., 0.])"
+    assert str(a) == str(b) and cache.key(x=a) != cache.key(x=b)
+
+
+def _module(tmp_path, name, helper_body, other_body="return 0"):
+    import importlib.util
+    import sys
+
+    path = tmp_path / f"{name}.py"
+    path.write_text("import numpy as np\n\n"
+                    f"def helper(x):\n    {helper_body}\n\n"
+                    f"def unrelated():\n    {other_body}\n\n"
+                    "def compute():\n    return {'x': helper(np.arange(3))}\n")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_code_change_to_a_cached_function_recomputes(tmp_path):
+    import linecache
+
+    v1 = _module(tmp_path, "cbir_test_codemod", "return x + 1")
+    c1 = cache.code_version(v1.compute)
+    assert cache.cached_npz("t", {"n": 3}, v1.compute, tmp_path / "c")["x"].tolist() == [1, 2, 3]
+    linecache.clearcache()
+    v2 = _module(tmp_path, "cbir_test_codemod", "return x + 2")  # the helper the cached function calls
+    c2 = cache.code_version(v2.compute)
+    assert cache.cached_npz("t", {"n": 3}, v2.compute, tmp_path / "c")["x"].tolist() == [2, 3, 4]
+    linecache.clearcache()
+    v3 = _module(tmp_path, "cbir_test_codemod", "return x + 2", other_body="return 1")  # code it does not reach
+    assert cache.code_version(v3.compute) == c2 != c1
+
+
+def test_code_version_reaches_what_a_cached_artifact_depends_on():
+    from cbir.experiments import residual_hashing_depth_sweep as ds
+    from cbir.models.backbones import Backbone
+
+    reach = cache.code_reach(ds.train_cell)
+    assert {"cbir.train.fit", "cbir.models.drhn.DRHN", "cbir.experiments.residual_hashing_depth_sweep.cell_params"} \
+        <= set(reach)
+    assert not any(r.startswith("cbir.plots") or ".plot_" in r for r in reach)  # a plotting edit does not retrain
+    bb = Backbone.__new__(Backbone)
+    compute = lambda: bb.features(None, 32)  # noqa: E731  (what cached_features hands to cached_npz)
+    assert "cbir.models.backbones.Backbone" in cache.code_reach(compute)
+
+
+def test_same_dataset_name_in_two_folders_gives_two_artifacts(tmp_path):
+    """The stale-cache probe: same name + other pixels used to hit the old features."""
+    from PIL import Image
+
+    from cbir.data import load_dataset
+    from cbir.models.backbones import pretrained_backbone
+
+    feats = []
+    for k, root in enumerate((tmp_path / "a" / "photos", tmp_path / "b" / "photos")):
+        for c in ("x", "y"):
+            (root / c).mkdir(parents=True)
+            for i in range(2):
+                rng = np.random.default_rng(10 * k + i + (c == "y"))
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+        ds = load_dataset(f"folder:{root}", "all", verbose=False)
+        bb = pretrained_backbone("auto")
+        feats.append(bb.cached_features(ds.images, 32, tmp_path / "cache", {"dataset": "photos"}, progress=False))
+    assert not np.allclose(feats[0], feats[1])
+    assert len(list((tmp_path / "cache").glob("backbone_features-*.npz"))) == 2

@@ -1,8 +1,12 @@
 """Parameter-keyed, atomic artifact store under ``outputs/cache/``.
 
 An artifact's file name is ``<name>-<key>.<ext>`` where ``key`` is a short SHA-256 of its parameters
-(canonical JSON), so a rerun with the same parameters reuses the file and a change of any parameter
-computes a new one. Writes go to a temporary file in the same folder (``.<name>.<pid>.<random>.tmp``) and
+(canonical JSON; arrays and tensors by content), so a rerun with the same parameters reuses the file and a
+change of any parameter computes a new one. The parameters of every cached artifact include its input data
+(pixels or a dataset digest) and :func:`code_version` of the code that produces it: the source of the
+producing function and of the ``cbir`` functions and classes it refers to, transitively — not whole
+modules, so a plotting edit does not invalidate a trained network — so a change of data or code can never
+return an old artifact. Writes go to a temporary file in the same folder (``.<name>.<pid>.<random>.tmp``) and
 are moved into place with ``os.replace``, so an interrupted run never leaves a half-written artifact; a
 temporary file left by a killed writer is removed by a later run once its writer's PID is gone (or it is
 older than :data:`TMP_MAX_AGE_S`), so concurrent writers are safe. Artifacts are written ``0644``. An
@@ -11,8 +15,11 @@ artifact that cannot be read (truncated, corrupt) is reported, removed and recom
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 import os
+import types
 import tempfile
 import time
 import warnings
@@ -34,7 +41,112 @@ def _canonical(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):  # a tensor: by content, not repr
+        return _canonical(obj.detach().cpu().numpy())
     return obj
+
+
+# ============================================================================================ code version
+INFRASTRUCTURE = ("cbir.cache",)
+"""Modules left out of code versions: how artifacts are stored does not change what they hold."""
+
+
+def _ours_module(name: str, roots: set[str]) -> bool:
+    return (name == "cbir" or name.startswith("cbir.") or name in roots) and name not in INFRASTRUCTURE
+
+
+def _is_ours(obj: Any, roots: set[str]) -> bool:
+    return _ours_module(getattr(obj, "__module__", None) or "", roots) and (
+        inspect.isfunction(obj) or inspect.isclass(obj))
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _code_objects(c)
+
+
+def _references(fn: Any, roots: set[str]) -> list[Any]:
+    """Functions and classes of ours that ``fn`` (a function) names: globals, attributes of our modules
+    (``cindex.FloatIndex``, ``from cbir.train import fit`` inside the body) and closure cells."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    g = getattr(fn, "__globals__", {})
+    names = [n for c in _code_objects(code) for n in c.co_names]
+    mods = [g[n] for n in names if isinstance(g.get(n), types.ModuleType)]
+    for n in names:  # ``from cbir.train import fit`` inside the body: the module may not be imported yet
+        if _ours_module(n, roots) and "." in n:
+            try:
+                mods.append(importlib.import_module(n))
+            except ImportError:
+                pass
+    mods = [m for m in mods if _ours_module(m.__name__, roots)]
+    found = [g[n] for n in names if n in g]
+    found += [getattr(m, n) for m in mods for n in names if hasattr(m, n)]
+    for cell in fn.__closure__ or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        found.append(v if (inspect.isfunction(v) or inspect.isclass(v) or inspect.ismethod(v)) else type(v))
+    out = []
+    for v in found:
+        v = getattr(v, "__func__", v)  # bound methods
+        if _is_ours(v, roots):
+            out.append(v)
+    return out
+
+
+def _members_refs(obj: Any, roots: set[str]) -> list[Any]:
+    """What one function, or a class (its bases of ours and all its methods), refers to."""
+    if not inspect.isclass(obj):
+        return _references(obj, roots)
+    out = [b for b in obj.__mro__[1:] if _is_ours(b, roots)]
+    for m in vars(obj).values():
+        m = getattr(getattr(m, "__func__", m), "fget", getattr(m, "__func__", m))  # static/class methods, properties
+        if inspect.isfunction(m):
+            out += _references(m, roots)
+    return out
+
+
+def code_version(*objs: Any) -> str:
+    """Short SHA-256 of the source of ``objs`` (functions, classes, bound methods, lambdas) and of every
+    ``cbir`` function or class they refer to, transitively (classes with all their methods).
+
+    Used in cache keys: editing any of that code changes the key, editing code it does not reach (a
+    plotting helper in the same module) does not.
+    """
+    roots = {getattr(getattr(o, "__func__", o), "__module__", "") for o in objs}
+    stack = [getattr(o, "__func__", o) for o in objs]
+    sources: dict[str, str] = {}
+    while stack:
+        obj = inspect.unwrap(stack.pop())
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        if name in sources:
+            continue
+        try:
+            sources[name] = inspect.getsource(obj)
+        except (OSError, TypeError):
+            sources[name] = ""
+        stack += _members_refs(obj, roots)
+    blob = "\n".join(f"## {k}\n{v}" for k, v in sorted(sources.items()))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def code_reach(*objs: Any) -> list[str]:
+    """The qualified names :func:`code_version` hashes for ``objs`` (to see what a key depends on)."""
+    roots = {getattr(getattr(o, "__func__", o), "__module__", "") for o in objs}
+    stack, seen = [getattr(o, "__func__", o) for o in objs], []
+    while stack:
+        obj = inspect.unwrap(stack.pop())
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        if name in seen:
+            continue
+        seen.append(name)
+        stack += _members_refs(obj, roots)
+    return sorted(seen)
 
 
 def key(**params: Any) -> str:
@@ -167,7 +279,7 @@ def save_json_atomic(obj: Any, path: str | Path) -> Path:
 
 
 def cached_npz(name: str, params: Mapping[str, Any], compute: Callable[[], Mapping[str, np.ndarray]],
-               cache_dir: str | Path, *, verbose: bool = True) -> dict[str, np.ndarray]:
+               cache_dir: str | Path, *, verbose: bool = True, code: Any = None) -> dict[str, np.ndarray]:
     """Return the arrays stored for ``(name, params)``, computing and storing them on a miss.
 
     Parameters
@@ -180,7 +292,13 @@ def cached_npz(name: str, params: Mapping[str, Any], compute: Callable[[], Mappi
         Called with no argument on a miss; returns a mapping of arrays.
     cache_dir : path
         Usually ``P.cache_dir``.
+    code : callable or sequence of callables, optional
+        The code the arrays depend on; its :func:`code_version` joins the key. Default: ``compute`` itself
+        (with everything of ``cbir`` it reaches, including the methods of objects it closes over).
     """
+    code = compute if code is None else code
+    code = tuple(code) if isinstance(code, (list, tuple)) else (code,)
+    params = {**dict(params), "__code__": code_version(*code)}
     path = artifact_path(cache_dir, name, params, "npz")
     if path.exists():
         try:

@@ -36,9 +36,10 @@ def train_and_embed(
     The network is trained on ``x_train[fit_idx]`` (all of ``x_train`` when ``fit_idx`` is None) and
     embeds every row of ``x_train`` (the database) and ``x_test``.
 
-    The result is stored with :func:`cbir.cache.cached_npz` under a key made of ``cache_params`` (the
-    data identity: dataset, split sizes, input size, seed) plus ``n_bits`` and every training setting, so
-    a rerun with the same parameters reuses it.
+    The result is stored with :func:`cbir.cache.cached_npz` under a key made of ``cache_params`` (dataset,
+    split sizes, input size, seed), the inputs themselves (by content), ``n_bits``, every training setting
+    and the code version of the training and trunk code, so a rerun with the same data, settings and code
+    reuses it and any change retrains.
 
     Returns
     -------
@@ -48,7 +49,8 @@ def train_and_embed(
         ``test_logits`` (M, n_classes); ``train_loss``, ``train_acc``, ``epoch_seconds`` per epoch.
     """
     fit_key = None if fit_idx is None else np.asarray(fit_idx)
-    key = {**cache_params, "n_bits": n_bits, "fit_idx": fit_key,
+    key = {**cache_params, "n_bits": n_bits, "fit_idx": fit_key, "x_train": x_train, "y_train": y_train,
+           "x_test": x_test,
            **{k: v for k, v in train_kw.items() if k not in ("trunk_fn", "progress", "device", "desc")}}
 
     def compute() -> dict[str, np.ndarray]:
@@ -66,7 +68,8 @@ def train_and_embed(
 
     from cbir.cache import cached_npz
 
-    return cached_npz(f"latent_hash_h{n_bits or 0}", key, compute, cache_dir)
+    code = [compute, train_latent_hash] + ([train_kw["trunk_fn"]] if train_kw.get("trunk_fn") else [])
+    return cached_npz(f"latent_hash_h{n_bits or 0}", key, compute, cache_dir, code=code)
 
 
 @dataclass

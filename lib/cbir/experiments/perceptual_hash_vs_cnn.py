@@ -666,8 +666,8 @@ def encode_hashes(
         if cache_dir is not None:
             from cbir.cache import cached_npz
 
-            codes = cached_npz("phash_codes", {**(key or {}), "hash": name, "v": 1}, compute, cache_dir,
-                               verbose=False)
+            codes = cached_npz("phash_codes", {**(key or {}), "hash": name, "pixels": all_sets, "v": 1}, compute,
+                               cache_dir, verbose=False, code=(compute, type(h)))
         else:
             codes = compute()
         metric = "hamming" if h.kind == "binary" else "rv"

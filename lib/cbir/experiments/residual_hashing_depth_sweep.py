@@ -138,7 +138,8 @@ def cell_params(P: Mapping[str, Any], n: int, bits: int, data: SweepData) -> dic
     """Everything a trained cell depends on (the cache key)."""
     out = {k: P[k] for k in TRAIN_KEYS}
     out.update(n=int(n), bits=int(bits), num_classes=data.num_classes,
-               train_labels=data.y_train, val_labels=data.y_val, model="DRHN-v1")
+               train_labels=data.y_train, val_labels=data.y_val, train_pixels=data.x_train, val_pixels=data.x_val,
+               model="DRHN-v1", code=cache.code_version(train_cell))
     return out
 
 
@@ -284,7 +285,8 @@ def evaluate_cell(cell: TrainedCell, data: SweepData, P: Mapping[str, Any], cach
     """Codes, logits and rankings of one trained cell (cached by the cell's parameters + eval settings)."""
     cache_dir = Path(cache_dir or P.cache_dir)
     params = {**cell_params(P, cell.n, cell.bits, data), "n_per_class_test": P["n_per_class_test"],
-              "query_labels": data.y_query, "map_k": int(P["map_k"]), "eval": "v1"}
+              "query_labels": data.y_query, "query_pixels": data.x_query, "db_pixels": data.x_db,
+              "map_k": int(P["map_k"]), "eval": "v1"}
 
     def compute() -> dict[str, np.ndarray]:
         h_db, _ = hash_activations(cell.model, data.x_db, cell.mean)

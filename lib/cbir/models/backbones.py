@@ -88,10 +88,12 @@ class Backbone:
 
     def cached_features(self, images: np.ndarray | Sequence[np.ndarray], size: int, cache_dir: str | Path,
                         key: Mapping[str, Any], batch_size: int = 64, progress: bool = True) -> np.ndarray:
-        """:meth:`features` stored once under ``cache_dir``, keyed by ``key`` + backbone + size."""
+        """:meth:`features` stored once under ``cache_dir``, keyed by ``key`` + backbone + size + the pixels
+        (by content) + the code version of :meth:`features` (:func:`cbir.cache.code_version`)."""
         from cbir.cache import cached_npz
 
-        params = {**dict(key), "backbone": self.name, "source": self.source, "size": size, "n": len(images)}
+        params = {**dict(key), "backbone": self.name, "source": self.source, "size": size, "n": len(images),
+                  "pixels": images}
         return cached_npz("backbone_features", params,
                           lambda: {"x": self.features(images, size, batch_size, progress)}, cache_dir)["x"]
 

@@ -193,13 +193,15 @@ def cached_layer_features(
 ) -> dict[str, np.ndarray]:
     """:func:`layer_features` stored once under ``cache_dir`` (``cbir.cache``), keyed by ``key`` + settings.
 
-    ``key`` must identify the images (dataset, subset, modification, strength ...).
+    ``key`` names the images (dataset, subset, modification, strength ...); the key also holds the pixels
+    themselves and the code version of :func:`layer_features`, so neither can be stale.
     """
     from cbir.cache import cached_npz
 
     params = {**key, "backbone": backbone.name, "source": backbone.source, "layers": list(layers),
-              "pools": list(pools), "flatten": list(flatten_layers), "size": int(size), "n": len(images), "v": 1}
+              "pools": list(pools), "flatten": list(flatten_layers), "size": int(size), "n": len(images),
+              "pixels": images, "v": 1}
     return cached_npz("layer_features", params,
                       lambda: layer_features(backbone, images, layers, pools, size, batch_size, progress=progress,
                                              flatten_layers=flatten_layers),
-                      cache_dir)
+                      cache_dir, code=(layer_features, type(backbone)))
