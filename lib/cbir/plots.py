@@ -31,10 +31,37 @@ def savefig(fig: plt.Figure, name: str, P: Any, svg: bool = False) -> Path:
     return path
 
 
+#: Columns that change from run to run (wall-clock times, speeds, where it ran, cache hits).
+TIMING_COLUMNS = frozenset({
+    "seconds", "seconds_max", "train_seconds", "epoch_seconds", "coarse_s", "fine_s", "total_s", "sec_per_epoch",
+    "ms_per_code", "queries_per_s", "images_per_s", "speedup", "speedup_lo", "speedup_hi", "timing_device",
+    "code_device", "from_cache", "device"})
+#: Paper-vs-ours metrics that are timings (their rows go with the timings).
+TIMING_METRICS = frozenset({"ms_per_code", "sec_per_epoch", "speedup_x", "hashing_search_s", "linear_search_s"})
+
+
+def is_timing_table(name: str) -> bool:
+    """Tables named ``*timing*`` or ``*speed*`` hold timings by design and are written whole."""
+    return "timing" in name or "speed" in name
+
+
 def save_table(df: pd.DataFrame, name: str, P: Any, float_format: str = "%.6g") -> Path:
-    """Write ``df`` to ``<out_dir>/tables/<name>.csv`` (deterministic float format) and return the path."""
-    path = _dir(P, "tables_dir") / f"{name}.csv"
-    df.to_csv(path, index=False, float_format=float_format)
+    """Write ``df`` to ``<out_dir>/tables/<name>.csv`` (deterministic float format) and return the path.
+
+    Result tables hold results only, so two identical runs write byte-identical result CSVs: the columns of
+    :data:`TIMING_COLUMNS` (and paper-vs-ours rows whose metric is in :data:`TIMING_METRICS`) are left out of
+    ``<name>.csv`` and the whole table is also written as ``<name>_timing.csv``. Tables named like
+    :func:`is_timing_table` are written whole.
+    """
+    folder = _dir(P, "tables_dir")
+    path = folder / f"{name}.csv"
+    timing_cols = [c for c in df.columns if c in TIMING_COLUMNS]
+    timing_rows = df["metric"].isin(TIMING_METRICS) if "metric" in df.columns else pd.Series(False, index=df.index)
+    if is_timing_table(name) or not (timing_cols or timing_rows.any()):
+        df.to_csv(path, index=False, float_format=float_format)
+        return path
+    df.to_csv(folder / f"{name}_timing.csv", index=False, float_format=float_format)
+    df[~timing_rows].drop(columns=timing_cols).to_csv(path, index=False, float_format=float_format)
     return path
 
 
