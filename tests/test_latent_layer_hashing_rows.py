@@ -6,7 +6,6 @@ smoke, medium and paper params.
 """
 import numpy as np
 import pandas as pd
-import pytest
 
 from cbir import reported
 from cbir.experiments import latent_layer_hashing as xp
