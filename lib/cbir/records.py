@@ -107,17 +107,29 @@ def _read_data_log(p: Path) -> list[dict]:
     return out
 
 
+def head(root: Path | None = None) -> tuple[str | None, bool]:
+    """The checkout's commit and whether ``lib``, ``params`` or ``notebooks`` differ from it (taken when a
+    run starts: the code a notebook runs is the code of that moment)."""
+    root = root or repo_root()
+    return git("rev-parse", "HEAD", root=root), bool(git("status", "--porcelain", "--", "lib", "params",
+                                                         "notebooks", root=root))
+
+
 def write(profile: str, notebook: str, *, status: str, wall_s: float, error: str = "",
-          started: float | None = None, root: Path | None = None) -> Path:
-    """Write the record of one notebook run (reads and removes its data log)."""
+          started: float | None = None, commit: tuple[str | None, bool] | None = None,
+          root: Path | None = None) -> Path:
+    """Write the record of one notebook run (reads and removes its data log).
+
+    ``commit`` : ``(sha, dirty)`` from :func:`head` when the run started (default: now).
+    """
     root = root or repo_root()
     p = path(profile, notebook, root)
     p.parent.mkdir(parents=True, exist_ok=True)
     log = data_log(profile, notebook, root)
-    dirty = git("status", "--porcelain", "--", "lib", "params", "notebooks", root=root)
+    sha, dirty = commit if commit is not None else head(root)
     rec: dict[str, Any] = {
         "notebook": notebook, "profile": profile, "status": status, "error": error,
-        "commit": git("rev-parse", "HEAD", root=root), "dirty": bool(dirty),
+        "commit": sha, "dirty": dirty,
         "params_digest": params_digest(profile, notebook, root) if notebook in SECTIONS else None,
         "data": _read_data_log(log), "wall_s": round(float(wall_s), 1),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)) if started else None,

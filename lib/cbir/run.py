@@ -66,7 +66,7 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     os.environ[records.ENV] = str(log)  # the kernel inherits it: load_dataset appends what it loads
-    started = time.time()
+    started, commit = time.time(), records.head()
     t0 = time.perf_counter()
     status, detail = "ok", ""
     try:
@@ -81,13 +81,14 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
         detail = f"{type(err).__name__}: {str(err)[:300]}"
     except KeyboardInterrupt as err:  # SIGINT, or SIGTERM via _on_signal: papermill has shut the kernel down
         records.write(profile, nb.stem, status="INTERRUPTED", wall_s=time.perf_counter() - t0,
-                      error=str(err) or "interrupted", started=started)
+                      error=str(err) or "interrupted", started=started, commit=commit)
         raise
     finally:
         os.environ.pop(records.ENV, None)
     if store and status == "ok":
         _strip_volatile(target)
-    records.write(profile, nb.stem, status=status, wall_s=time.perf_counter() - t0, error=detail, started=started)
+    records.write(profile, nb.stem, status=status, wall_s=time.perf_counter() - t0, error=detail, started=started,
+                  commit=commit)
     return {"notebook": nb.stem, "status": status, "seconds": round(time.perf_counter() - t0, 1),
             "output": str(target.relative_to(repo_root())), "error": detail}
 
