@@ -103,3 +103,15 @@ def test_cross_field_checks_run_at_load_time():
         load("smoke", "rdcnn", {"m": 200000})
     with pytest.raises(ParamsError, match="grid_bits has"):
         load("smoke", "latent_hash", {"grid_bits": [3]})
+
+
+def test_the_readme_override_example_loads():
+    import re
+
+    from cbir.params import repo_root
+
+    text = (repo_root() / "README.md").read_text()
+    m = re.search(r"papermill notebooks/\d\d_\w+\.ipynb out\.ipynb -p profile (\w+) -p overrides\s+'([^']+)'", text)
+    assert m, "README shows no papermill override example"
+    P = load(m.group(1), "drhn", m.group(2))  # exactly the string papermill hands the notebook
+    assert P.epochs == 2 and P.bits == [12]
