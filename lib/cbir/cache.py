@@ -111,6 +111,27 @@ def _members_refs(obj: Any, roots: set[str]) -> list[Any]:
     return out
 
 
+def _reach(objs: tuple[Any, ...]) -> dict[str, Any]:
+    """Qualified name -> object for ``objs`` and every ``cbir`` function or class they reach, transitively."""
+    roots = {getattr(getattr(o, "__func__", o), "__module__", "") for o in objs}
+    stack, seen = [getattr(o, "__func__", o) for o in objs], {}
+    while stack:
+        obj = inspect.unwrap(stack.pop())
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        if name in seen:
+            continue
+        seen[name] = obj
+        stack += _members_refs(obj, roots)
+    return seen
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
 def code_version(*objs: Any) -> str:
     """Short SHA-256 of the source of ``objs`` (functions, classes, bound methods, lambdas) and of every
     ``cbir`` function or class they refer to, transitively (classes with all their methods).
@@ -118,35 +139,13 @@ def code_version(*objs: Any) -> str:
     Used in cache keys: editing any of that code changes the key, editing code it does not reach (a
     plotting helper in the same module) does not.
     """
-    roots = {getattr(getattr(o, "__func__", o), "__module__", "") for o in objs}
-    stack = [getattr(o, "__func__", o) for o in objs]
-    sources: dict[str, str] = {}
-    while stack:
-        obj = inspect.unwrap(stack.pop())
-        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-        if name in sources:
-            continue
-        try:
-            sources[name] = inspect.getsource(obj)
-        except (OSError, TypeError):
-            sources[name] = ""
-        stack += _members_refs(obj, roots)
-    blob = "\n".join(f"## {k}\n{v}" for k, v in sorted(sources.items()))
+    blob = "\n".join(f"## {k}\n{_source(v)}" for k, v in sorted(_reach(objs).items()))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def code_reach(*objs: Any) -> list[str]:
     """The qualified names :func:`code_version` hashes for ``objs`` (to see what a key depends on)."""
-    roots = {getattr(getattr(o, "__func__", o), "__module__", "") for o in objs}
-    stack, seen = [getattr(o, "__func__", o) for o in objs], []
-    while stack:
-        obj = inspect.unwrap(stack.pop())
-        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-        if name in seen:
-            continue
-        seen.append(name)
-        stack += _members_refs(obj, roots)
-    return sorted(seen)
+    return sorted(_reach(objs))
 
 
 def key(**params: Any) -> str:
