@@ -115,3 +115,58 @@ def test_the_readme_override_example_loads():
     assert m, "README shows no papermill override example"
     P = load(m.group(1), "drhn", m.group(2))  # exactly the string papermill hands the notebook
     assert P.epochs == 2 and P.bits == [12]
+
+
+# ---- sizes that must fit the dataset (checked when params load, read cheaply by cbir.data.class_counts)
+def _photo_folder(root, per_class):
+    from PIL import Image
+
+    for cls, n in per_class.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(root / cls / f"{i}.png")
+    return f"folder:{root}"
+
+
+def test_class_counts_of_digits_and_folders(tmp_path):
+    from cbir.data import class_counts
+
+    assert class_counts("digits", "test").tolist() == [54] * 10
+    assert class_counts("digits", "train").sum() == 1797 - 540
+    name = _photo_folder(tmp_path / "f", {"a": 3, "b": 5, "empty": 0})
+    assert class_counts(name, "all").tolist() == [3, 5]  # the empty folder is not a class
+    assert class_counts("synthetic", "train") is None  # generated to any size
+    assert class_counts("cifar10", "train", data_dir=tmp_path) is None  # not on disk: the loader says so
+
+
+def test_per_class_size_beyond_every_class_fails_at_load():
+    with pytest.raises(ParamsError, match=r"n_per_class_test=60 but no class of digits \[test\].*at most 54"):
+        load("smoke", "drhn", {"dataset": "digits", "n_per_class_test": 60})
+    assert load("smoke", "drhn", {"dataset": "digits", "n_per_class_test": 54}).n_per_class_test == 54
+
+
+def test_total_size_counts_the_per_class_cap():
+    with pytest.raises(ParamsError, match=r"n_queries=101 but digits \[test\] with cnn_test_per_class=10 holds 100"):
+        load("smoke", "latent_hash", {"cnn_dataset": "digits", "cnn_test_per_class": 10, "n_queries": 101})
+
+
+def test_folder_sizes_reserve_and_tiles_and_no_stale_count(tmp_path):
+    name = _photo_folder(tmp_path / "p", {"a": 4, "b": 4})
+    ok = {"dataset": name, "tile_grid": [1, 1], "n_nonindexed": 2, "n_base": 6, "sweep_n_base": 6}
+    load("smoke", "phash", ok)
+    with pytest.raises(ParamsError, match=r"n_base=7 but folder:.* minus n_nonindexed=2 holds 6 images"):
+        load("smoke", "phash", {**ok, "n_base": 7})
+    load("smoke", "phash", {**ok, "n_base": 24, "tile_grid": [2, 2]})  # 8 photos x 4 tiles - 2
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "p" / "a" / "new.png")  # the folder grew: counted again
+    load("smoke", "phash", {**ok, "n_base": 7})
+
+
+def test_retarget_sizes_checked_for_each_dataset(tmp_path):
+    name = _photo_folder(tmp_path / "r", {"a": 6, "b": 6})
+    with pytest.raises(ParamsError, match=r"queries_per_class=7 but no class of folder:"):
+        load("smoke", "retarget", {"datasets": ["digits", name], "stability_dataset": "digits",
+                                          "queries_per_class": 7})
+    with pytest.raises(ParamsError, match=r"n_queries=541 but digits \[test\] holds 540"):
+        load("smoke", "retarget", {"datasets": ["digits"], "stability_dataset": "digits", "n_queries": 541})

@@ -428,6 +428,54 @@ def _folder(root: Path, n_per_class: int | None, seed: int, strict: bool, image_
     return images, labels_arr, classes, files, skipped
 
 
+# official per-class counts of the torchvision datasets whose files are pickles (reading them is a full load)
+OFFICIAL_CLASS_COUNTS = {("cifar10", "train"): (10, 5000), ("cifar10", "test"): (10, 1000),
+                         ("cifar100", "train"): (100, 500), ("cifar100", "test"): (100, 100),
+                         ("stl10", "train"): (10, 500), ("stl10", "test"): (10, 800)}
+
+
+def class_counts(name: str, split: str = "train", data_dir: str | os.PathLike | None = None) -> np.ndarray | None:
+    """Images per class of a dataset split, read cheaply (labels or file names only), for size checks.
+
+    Returns None where the size is not fixed (``synthetic`` generates what it is asked for) or the data is
+    not on disk (loading it then fails with its own message). Used by the parameter checks
+    (:func:`cbir.params.fits_dataset`) so that a size that cannot fit fails when params load, not after
+    minutes of work.
+    """
+    if name == "synthetic":
+        return None
+    if name == "digits":
+        return np.bincount(_digits(split)[1])
+    if name == "sample_photos":
+        return np.ones(len(SKIMAGE_PHOTOS) + 2, np.int64)  # at most; one photo per class
+    if (name, split) in OFFICIAL_CLASS_COUNTS:
+        marker = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "stl10": "stl10_binary"}[name]
+        if find_data(marker, data_dir) is None:
+            return None
+        n_classes, per = OFFICIAL_CLASS_COUNTS[(name, split)]
+        return np.full(n_classes, per, np.int64)
+    if name in ("mnist", "fashion_mnist"):
+        raw = find_data(("MNIST" if name == "mnist" else "FashionMNIST") + "/raw", data_dir)
+        f = raw / f"{'train' if split == 'train' else 't10k'}-labels-idx1-ubyte" if raw else None
+        if f is None or not f.is_file() or f.stat().st_size <= 8:
+            return None
+        return np.bincount(np.frombuffer(f.read_bytes(), np.uint8, offset=8), minlength=10)
+    if name == "cifar10_subset":
+        path = find_data("cifar10_jpeg_subset.npz", data_dir)
+        if path is None or split not in ("train", "test"):
+            return None
+        return np.bincount(read_npz(path, [f"y_{split}"])[f"y_{split}"].astype(np.int64))
+    if name == "caltech101_subset" or name.startswith("folder:"):
+        root = (Path(name.split(":", 1)[1]).expanduser() if name.startswith("folder:")
+                else find_data("caltech101_subset", data_dir))
+        if root is None or not root.is_dir():
+            return None
+        counts = [sum(f.suffix.lower() in IMAGE_EXTENSIONS for f in p.iterdir())
+                  for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        return np.asarray([c for c in counts if c], np.int64)
+    return None
+
+
 # --------------------------------------------------------------------------------------------- public
 def load_dataset(name: str, split: str = "train", n_per_class: int | None = None, seed: int = 0,
                  data_dir: str | os.PathLike | None = None, image_size: int | None = None,

@@ -17,7 +17,9 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 import yaml
 
@@ -400,6 +402,69 @@ def subset_of(key: str, container: str):
             return f"{key} has {extra} not in {container}={v[container]!r}; remove them or add them to {container}"
         return None
     return check
+
+
+def fits_dataset(dataset: str, split: str, per_class: Sequence[str] = (), total: Sequence[str] = (),
+                 capped_by: str | None = None, reserve: Sequence[str] = (), times: str | None = None):
+    """A check that sizes fit the dataset they draw from (read cheaply by :func:`cbir.data.class_counts`).
+
+    Parameters
+    ----------
+    dataset : str
+        The key naming the dataset (``"dataset"``, ``"cnn_dataset"``, ...).
+    split : str
+        The split the sizes draw from.
+    per_class : keys
+        Images per class: an error when no class has that many (every class would be capped silently).
+    total : keys
+        Images drawn from the whole split (queries): an error when the split, after the per-class cap
+        ``capped_by`` and minus the images taken by the ``reserve`` keys, holds fewer.
+    times : key, optional
+        A list whose product is the number of items cut from each image (``tile_grid``).
+
+    A dataset that is not on disk, or whose size is not fixed (``synthetic``), is not checked here; loading
+    it reports its own problem.
+    """
+    def check(v):
+        name = v.get(dataset)
+        if not name:
+            return None
+        counts = _class_counts(str(name), split, v.get("data_dir"))
+        if counts is None or not len(counts):
+            return None
+        if times and v.get(times):
+            counts = counts * int(np.prod(v[times]))
+        where = f"{name} [{split}]"
+        for key in per_class:
+            n = v.get(key)
+            if n is not None and n > counts.max():
+                return (f"{key}={n} but no class of {where} has that many images (classes hold {counts.min()}.."
+                        f"{counts.max()}); use at most {counts.max()}")
+        cap = v.get(capped_by) if capped_by else None
+        avail = int((np.minimum(counts, cap) if cap else counts).sum()) - sum(int(v.get(k) or 0) for k in reserve)
+        for key in total:
+            n = v.get(key)
+            if n is not None and n > avail:
+                how = f" with {capped_by}={cap}" if cap else ""
+                how += f" cut by {times}={v[times]}" if times and np.prod(v.get(times) or 1) > 1 else ""
+                how += "".join(f", minus {k}={v[k]}" for k in reserve if v.get(k))
+                return f"{key}={n} but {where}{how} holds {avail} images; use at most {avail}"
+        return None
+    return check
+
+
+def _class_counts(name: str, split: str, data_dir) -> "np.ndarray | None":
+    from cbir.data import class_counts
+
+    key = (name, split, str(data_dir), os.environ.get("CBIR_DATA_DIR", ""))
+    if name.startswith("folder:"):  # a user's folder may change between loads: count it each time
+        return class_counts(name, split, data_dir)
+    if key not in _COUNTS:
+        _COUNTS[key] = class_counts(name, split, data_dir)
+    return _COUNTS[key]
+
+
+_COUNTS: dict = {}
 
 
 def validate_profile(profile: str) -> None:

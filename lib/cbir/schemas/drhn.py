@@ -3,7 +3,7 @@
 Defaults per profile live in ``params/{smoke,medium,paper}.yaml``; the thesis' own settings are in
 ``paper.yaml`` (Jiménez Lepe, ch. 5: CIFAR-10/100, n = 1..16, bits 12..128, 43 epochs).
 """
-from cbir.params import Choice, Float, Int, ListOf, member_of, Optional, Str
+from cbir.params import Choice, Float, Int, ListOf, Optional, Str, fits_dataset, member_of
 
 SCHEMA = {
     # data: database = every training image (train + validation), queries = the test split
@@ -34,4 +34,7 @@ SCHEMA = {
 }
 
 
-CHECKS = [member_of("showcase_n", "depths"), member_of("showcase_bits", "bits")]
+CHECKS = [member_of("showcase_n", "depths"), member_of("showcase_bits", "bits"),
+          fits_dataset("dataset", "train", per_class=["n_per_class_train"]),
+          fits_dataset("dataset", "test", per_class=["n_per_class_test"], total=["n_grid_queries"],
+                       capped_by="n_per_class_test")]

@@ -11,7 +11,7 @@ Two experiment arms:
   computed once and cached, with only F -> H -> classifier trained (the paper's CIFAR-10 setting,
   which fine-tunes the whole network).
 """
-from cbir.params import Choice, Float, Int, ListOf, Optional, Str, subset_of
+from cbir.params import Choice, Float, Int, ListOf, Optional, Str, fits_dataset, subset_of
 
 SCHEMA = {
     # arm 1: small CNN from scratch; database = train split, queries drawn from the test split
@@ -56,4 +56,10 @@ SCHEMA = {
 }
 
 
-CHECKS = [subset_of("grid_bits", "bits_sweep")]
+CHECKS = [subset_of("grid_bits", "bits_sweep"),
+          fits_dataset("cnn_dataset", "train", per_class=["cnn_train_per_class", "fit_per_class"]),
+          fits_dataset("cnn_dataset", "test", per_class=["cnn_test_per_class"], total=["n_queries"],
+                       capped_by="cnn_test_per_class"),
+          fits_dataset("feat_dataset", "train", per_class=["feat_train_per_class", "fit_per_class"]),
+          fits_dataset("feat_dataset", "test", per_class=["feat_test_per_class"], total=["n_queries"],
+                       capped_by="feat_test_per_class")]

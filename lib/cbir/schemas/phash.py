@@ -3,7 +3,7 @@
 Gaillard, Egyed-Zsigmond & Granitzer (2018). The paper's own settings (MIR-Flickr 25k, N = 24,000 base +
 M = 1,000 non-indexed, 224/299-px Keras networks, screening 200 -> 2,500 -> 25,000) are in ``paper.yaml``.
 """
-from cbir.params import Bool, Choice, Float, Int, ListOf, Optional, Str, subset_of
+from cbir.params import Bool, Choice, Float, Int, ListOf, Optional, Str, fits_dataset, subset_of
 
 SCHEMA = {
     # ---- data (Sec. 5.2 protocol)
@@ -46,4 +46,6 @@ SCHEMA = {
 }
 
 
-CHECKS = [subset_of("sweep_hashes", "hashes")]
+CHECKS = [subset_of("sweep_hashes", "hashes"),
+          fits_dataset("dataset", "all", total=["n_base"], reserve=["n_nonindexed"], times="tile_grid"),
+          fits_dataset("dataset", "all", total=["sweep_n_base"], reserve=["n_nonindexed"], times="tile_grid")]

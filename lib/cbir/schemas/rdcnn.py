@@ -1,5 +1,5 @@
 """Schema of the ``rdcnn`` section (notebook 01, Xue & Roshan 2019: random depthwise sign networks)."""
-from cbir.params import Float, Int, ListOf, Optional, Str
+from cbir.params import Float, Int, ListOf, Optional, Str, fits_dataset
 
 SCHEMA = {
     # main (CIFAR-10-like) dataset: Table 1, Fig. 3-9
@@ -60,4 +60,8 @@ def _m_within_sweep(v):
     return None
 
 
-CHECKS = [_m_within_sweep]
+CHECKS = [_m_within_sweep,
+          fits_dataset("dataset", "train", per_class=["n_train_per_class", "grid_n_train_per_class"]),
+          fits_dataset("dataset", "test", per_class=["n_test_per_class", "grid_n_test_per_class"]),
+          fits_dataset("dataset2", "train", per_class=["dataset2_n_train_per_class"]),
+          fits_dataset("dataset2", "test", per_class=["dataset2_n_test_per_class"])]

@@ -4,7 +4,7 @@ Defaults per profile live in ``params/{smoke,medium,paper}.yaml``; the paper's o
 ``paper.yaml``: FU n=2, eta=0.5; RRI every relevant + 5 nearest irrelevant, beta=0.2; RF alpha=0.5 with
 12 relevant + 1 irrelevant per user on CIFAR-10; Adam lr 1e-5, batch 64, 50 epochs.
 """
-from cbir.params import Choice, Dict, Float, Int, ListOf, member_of, Optional, Str
+from cbir.params import Choice, Dict, Float, Int, ListOf, Optional, Str, fits_dataset, member_of
 
 SCHEMA = {
     # data and frozen backbone features (computed once per dataset, cached)
@@ -58,4 +58,18 @@ SCHEMA = {
 }
 
 
-CHECKS = [member_of("stability_dataset", "datasets")]
+def _sizes_fit_each_dataset(v):
+    """n_queries / db_per_class against each dataset's test / train split; queries_per_class for folders."""
+    for name in v["datasets"]:
+        folder = name == "caltech101_subset" or name.startswith("folder:")
+        checks = ([fits_dataset("_name", "all", per_class=["queries_per_class", "db_per_class"])] if folder else
+                  [fits_dataset("_name", "test", total=["n_queries"]),
+                   fits_dataset("_name", "train", per_class=["db_per_class"])])
+        for check in checks:
+            problem = check({**v, "_name": name})
+            if problem:
+                return problem
+    return None
+
+
+CHECKS = [member_of("stability_dataset", "datasets"), _sizes_fit_each_dataset]
