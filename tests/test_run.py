@@ -63,3 +63,23 @@ def test_sigterm_stops_the_kernel_and_writes_summary_and_record(tmp_root):
     summary = (base / "run_summary.csv").read_text()
     assert "98_sleeps,INTERRUPTED" in summary and "99_after,not run" in summary
     assert "| 98_sleeps | INTERRUPTED" in (base / "report.md").read_text()
+
+
+def test_progress_streams_cells_and_printed_lines(tmp_root):
+    nbdir = tmp_root / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "97_prints.ipynb", "import sys\nprint('step one')\nprint('step two', flush=True)\n"
+                                         "sys.stderr.write('a widget line\\n')\n42")
+    env = {**os.environ, "CBIR_ROOT": str(tmp_root)}
+    out = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", "smoke"], cwd=tmp_root, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[2].startswith("      97_prints: cell 1/3, ")  # the injected parameters cell, then the notebook's two
+    assert any(ln.startswith("      97_prints: cell 3/3") for ln in lines)
+    assert "      | step one" in lines and "      | step two" in lines
+    assert "a widget line" not in out.stdout + out.stderr and "42" not in out.stdout.replace("97_", "")
+    assert any(ln.startswith("[1/1] 97_prints ok (") for ln in lines)
+    quiet = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", "smoke", "--quiet"], cwd=tmp_root,
+                           env=env, capture_output=True, text=True, timeout=180)
+    assert "step one" not in quiet.stdout and "[1/1] 97_prints ... ok (" in quiet.stdout

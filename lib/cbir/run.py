@@ -49,8 +49,72 @@ def _strip_volatile(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
-    """Execute one notebook; its old report rows are removed first and a run record is written after."""
+class Progress:
+    """Streams a running notebook to the terminal: ``cell i/n`` with the elapsed time as each code cell
+    starts (from papermill's cell log) and the notebook's own printed lines, indented (``| ...``), so a
+    20-minute notebook is never silent. Rich outputs (tables, figures) and stderr (progress widgets,
+    warnings) stay in the notebook."""
+
+    def __init__(self, nb: Path, injected: bool, out=None):
+        import logging
+
+        import nbformat
+
+        cells = nbformat.read(str(nb), as_version=4).cells
+        kinds = (["code"] if injected else []) + [c.cell_type for c in cells]
+        self.code_index = {i: n for n, i in enumerate([i for i, k in enumerate(kinds) if k == "code"], 1)}
+        self.n_code, self.name, self.out = len(self.code_index), nb.stem, out or sys.stdout
+        self.t0, self._line = time.perf_counter(), ""
+        outer = self
+
+        class _CellStarts(logging.Handler):
+            def emit(self, record):
+                msg = record.getMessage()
+                if msg.startswith("Executing Cell "):
+                    outer.cell_started(int(msg.split()[2].rstrip("-") or 0) - 1)
+
+        self.handler = _CellStarts(logging.INFO)
+
+    def cell_started(self, index: int) -> None:
+        n = self.code_index.get(index)
+        if n is not None:
+            print(f"      {self.name}: cell {n}/{self.n_code}, {time.perf_counter() - self.t0:.0f} s", file=self.out,
+                  flush=True)
+
+    def write(self, text: str) -> int:  # papermill's stdout_file: the kernel's printed lines
+        self._line += text
+        *lines, self._line = self._line.split("\n")
+        for line in lines:
+            print(f"      | {line}", file=self.out, flush=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def __enter__(self):
+        import logging
+
+        log = logging.getLogger("papermill")
+        self._saved = log.level, log.propagate
+        log.setLevel(logging.INFO)
+        log.propagate = False  # papermill's own log lines (and the kernel's stderr) are not printed
+        log.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        log = logging.getLogger("papermill")
+        log.removeHandler(self.handler)
+        log.setLevel(self._saved[0])
+        log.propagate = self._saved[1]
+        return False
+
+
+def run_one(nb: Path, profile: str, store: bool, timeout: int | None, progress: bool = False) -> dict:
+    """Execute one notebook; its old report rows are removed first and a run record is written after.
+
+    ``progress`` streams the cell being run and the notebook's printed lines (:class:`Progress`)."""
     import os
 
     import papermill as pm
@@ -69,10 +133,14 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None) -> dict:
     started, commit = time.time(), records.head()
     t0 = time.perf_counter()
     status, detail = "ok", ""
+    import contextlib
+
+    stream = Progress(nb, injected=bool(params)) if progress else None
     try:
-        pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
-                            cwd=str(nb.parent), progress_bar=False, log_output=False,
-                            execution_timeout=timeout)
+        with stream or contextlib.nullcontext():
+            pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
+                                cwd=str(nb.parent), progress_bar=False, log_output=progress,
+                                stdout_file=stream, execution_timeout=timeout)
     except pm.PapermillExecutionError as err:
         status = "FAILED"
         detail = f"cell {err.cell_index} (exec {err.exec_count}): {err.ename}: {str(err.evalue)[:300]}"
@@ -109,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nb", default=None, help="run only notebooks whose name starts with these (e.g. 02 or 00,03)")
     ap.add_argument("--store", action="store_true", help="execute in place (refresh committed smoke outputs)")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    ap.add_argument("--quiet", action="store_true", help="no per-cell progress or streamed notebook output")
     args = ap.parse_args(argv)
     try:
         validate_profile(args.profile)
@@ -128,17 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _on_signal)
     rows, interrupted = [], None
     for i, nb in enumerate(nbs, 1):
-        print(f"[{i}/{len(nbs)}] {nb.stem} ...", end=" ", flush=True)
+        print(f"[{i}/{len(nbs)}] {nb.stem} ...", end=" " if args.quiet else "\n", flush=True)
         t0 = time.perf_counter()
         try:
-            row = run_one(nb, args.profile, args.store, args.timeout)
+            row = run_one(nb, args.profile, args.store, args.timeout, progress=not args.quiet)
         except KeyboardInterrupt as err:
             interrupted = str(err) or "interrupted"
             row = {"notebook": nb.stem, "status": "INTERRUPTED", "seconds": round(time.perf_counter() - t0, 1),
                    "output": "", "error": interrupted}
         rows.append(row)
-        print(f"{row['status']} ({row['seconds']:.1f} s)" + (f"\n      {row['error']}" if row["error"] else ""),
-              flush=True)
+        print(("" if args.quiet else f"[{i}/{len(nbs)}] {nb.stem} ") + f"{row['status']} ({row['seconds']:.1f} s)"
+              + (f"\n      {row['error']}" if row["error"] else ""), flush=True)
         if interrupted:
             for sig in (signal.SIGTERM, signal.SIGINT):  # finish the bookkeeping below undisturbed
                 signal.signal(sig, signal.SIG_IGN)
