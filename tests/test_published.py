@@ -27,3 +27,43 @@ def test_published_report_lists_every_record():
     text = (ROOT / "outputs" / "medium" / "report.md").read_text()
     for p in PUBLISHED:
         assert f"| {p.stem} |" in text, f"outputs/medium/report.md does not list {p.stem}; rebuild it"
+
+
+# ---- cbir.published: what a notebook's "Results on real data" section reads
+def test_published_section_reads_the_committed_outputs():
+    from cbir import published
+
+    for rec_path in PUBLISHED:
+        pub = published.load(rec_path.stem, root=ROOT)
+        assert pub.available and rec_path.stem in pub.describe()
+        for name in pub.tables():
+            assert len(pub.table(name)), f"published table {name} is empty"
+        assert all(p.is_file() for p in pub.figures())
+        if rec_path.stem != "00_quickstart":
+            assert len(pub.rows) and pub.verdicts().to_numpy().sum() == len(pub.rows)
+    if PUBLISHED:
+        counts = published.suite_verdicts(root=ROOT)
+        assert counts.loc["all"].sum() == len(__import__("pandas").read_csv(ROOT / "outputs/medium/report.csv"))
+
+
+def test_published_section_without_a_run_says_how_to_make_it(tmp_root):
+    from cbir import published
+
+    pub = published.load("03_residual_hashing_depth_sweep")
+    assert not pub.available and pub.tables() == [] and pub.figures() == []
+    assert "make reproduce PROFILE=medium NB=03" in pub.describe()
+    with pytest.raises(FileNotFoundError, match="no published table 'x'"):
+        pub.table("x")
+    assert published.suite_verdicts().empty
+
+
+def test_published_section_hides_a_failed_run(tmp_root):
+    from cbir import published
+
+    base = tmp_root / "outputs" / "medium"
+    (base / "tables").mkdir(parents=True)
+    (base / "tables" / "02_old.csv").write_text("a\n1\n")
+    records.write("medium", "02_latent_layer_hashing", status="FAILED", wall_s=3.0, error="cell 4: boom",
+                  started=0.0, commit=(None, False))
+    pub = published.load("02_latent_layer_hashing")
+    assert not pub.available and pub.tables() == [] and "did not finish (cell 4: boom)" in pub.describe()

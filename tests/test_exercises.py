@@ -1,0 +1,28 @@
+"""The course's self-checking exercises: every stored solution passes, a wrong answer fails with a hint."""
+import numpy as np
+import pytest
+
+from cbir import exercises
+
+
+@pytest.mark.parametrize("ex", sorted(exercises.EXERCISES))
+def test_solution_passes(ex, capsys):
+    assert exercises.check(ex, exercises.SOLUTIONS[ex])
+    assert "correct" in capsys.readouterr().out
+
+
+def test_worked_values_of_00_1():
+    # by hand: (1/2 + 2/3) / Z with Z = 2 (retrieved), 3 (min(R, k)), 5 (R)
+    s = exercises.SOLUTIONS["00.1"]
+    assert s == pytest.approx({"retrieved": 7 / 12, "min_rk": 7 / 18, "all": 7 / 30})
+
+
+def test_wrong_answers_fail_with_hint(capsys):
+    assert not exercises.check("00.1", {"retrieved": 0.5, "min_rk": 0.3, "all": 0.2})
+    assert "hint" in capsys.readouterr().out
+    assert not exercises.check("00.2", lambda rel, n, k: float(np.mean(rel[:, :k])))  # precision, not recall
+    assert not exercises.check("00.2", lambda rel, n, k: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="known"):
+        exercises.check("99.9", 1)
+    assert set(exercises.listing("00_quickstart").id) == {"00.1", "00.2"}
