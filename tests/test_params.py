@@ -170,3 +170,11 @@ def test_retarget_sizes_checked_for_each_dataset(tmp_path):
                                           "queries_per_class": 7})
     with pytest.raises(ParamsError, match=r"n_queries=541 but digits \[test\] holds 540"):
         load("smoke", "retarget", {"datasets": ["digits"], "stability_dataset": "digits", "n_queries": 541})
+
+
+def test_progress_auto_means_bars_only_in_a_jupyter_session(monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert load("smoke", "quickstart").progress is False  # papermill / nbval: no widgets stored
+    monkeypatch.setenv("JPY_SESSION_NAME", "x.ipynb")
+    assert load("smoke", "quickstart").progress is True
+    assert load("smoke", "quickstart", {"progress": False}).progress is False

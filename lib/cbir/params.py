@@ -157,15 +157,15 @@ SHARED_SCHEMA: dict[str, Spec] = {
     "threads": Int(min=1, max=256),
     "data_dir": Optional(Str()),
     "interactive": Optional(Bool()),  # null = auto: widgets in JupyterLab, static figures elsewhere
-    "progress": Bool(),
-    "allow_download": Bool(),
+    "progress": Optional(Bool()),  # null = auto: progress bars in a Jupyter session only (headless runs print
+    "allow_download": Bool(),      # the runner's per-cell progress instead of storing widgets in notebooks)
 }
 SHARED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": 2,
     "data_dir": None,
     "interactive": None,
-    "progress": True,
+    "progress": None,
     "allow_download": False,
 }
 
@@ -349,6 +349,8 @@ def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None)
     if missing:
         raise ParamsError(f"{where} [{section}] is missing key(s) {missing}; add them (see params/smoke.yaml)")
     values = {**shared, **sec}
+    if values["progress"] is None:  # auto, like ``interactive``: a kernel started by a Jupyter server
+        values["progress"] = "JPY_SESSION_NAME" in os.environ
     for check in section_checks(section):
         problem = check(values)
         if problem:
