@@ -29,6 +29,16 @@ def test_fit_learns_and_selects_on_validation():
     assert res.best_score == res.history["val_score"].max() and res.best_score > 0.8
 
 
+def test_monitor_without_selection_keeps_the_last_weights():
+    x, y = _toy()
+    plain = fit(_model(), (x[:80], y[:80]), epochs=5, batch_size=16, seed=0, optimizer=_opt, progress=False)
+    mon = fit(_model(), (x[:80], y[:80]), epochs=5, batch_size=16, seed=0, optimizer=_opt, progress=False,
+              val_data=(x[80:], y[80:]), restore_best=False)
+    assert mon.history["val_score"].notna().all() and len(mon.history) == 5  # recorded every epoch
+    for a, b in zip(plain.model.state_dict().values(), mon.model.state_dict().values()):
+        torch.testing.assert_close(a, b)  # the monitor changed nothing: last epoch's weights kept
+
+
 def test_resume_gives_identical_weights(tmp_path):
     x, y = _toy()
     full = fit(_model(), (x, y), epochs=4, batch_size=16, seed=1, optimizer=_opt, progress=False).model

@@ -88,7 +88,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         ckpt_dir: str | Path | None = None, desc: str = "train", device: torch.device | str | None = None,
         progress: bool = True, logits_fn: Callable[[Any], torch.Tensor] = default_logits,
-        stop_after: int | None = None) -> FitResult:
+        stop_after: int | None = None, restore_best: bool = True) -> FitResult:
     """Train ``model`` for ``epochs`` epochs of mini-batch gradient descent.
 
     Parameters
@@ -108,12 +108,16 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
         run is returned from it without training.
     stop_after : int, optional
         Stop after this many epochs in *this call* (to test/demonstrate resuming).
+    restore_best : bool, default True
+        With ``val_data``: load the weights of the best validation epoch at the end. ``False`` keeps the
+        last epoch's weights and records ``val_score`` per epoch as a monitor only (e.g. a learning curve on
+        the test split, which must not select the model).
 
     Returns
     -------
     FitResult
-        ``history`` columns: epoch, train_loss, train_acc, val_score, seconds. With ``val_data`` the
-        model holds the weights of the best validation epoch.
+        ``history`` columns: epoch, train_loss, train_acc, val_score, seconds. With ``val_data`` (and
+        ``restore_best``) the model holds the weights of the best validation epoch.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs={epochs} and batch_size={batch_size} must be >= 1")
@@ -196,7 +200,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
         done_here += 1
     bar.close()
     finished = bool(rows) and rows[-1]["epoch"] == epochs
-    if val_data is not None and best_state is not None and finished:
+    if val_data is not None and best_state is not None and finished and restore_best:
         model.load_state_dict(best_state)
     if val_data is None:
         best_epoch = rows[-1]["epoch"] if rows else 0
