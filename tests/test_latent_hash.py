@@ -98,3 +98,35 @@ def test_train_and_embed_learns_and_caches(tmp_path, capsys):
     again = train_and_embed(x, y, x[:30], cache_dir=tmp_path, cache_params={"fixture": 1}, n_bits=8, **kw)
     assert "cache hit" in capsys.readouterr().out
     np.testing.assert_array_equal(again["db_latent"], out["db_latent"])
+
+
+def test_learning_curve_monitors_test_error_without_selecting(tmp_path):
+    from cbir.experiments import latent_layer_hashing as xp
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 30)
+    x = (rng.standard_normal((3, 8))[y] * 3 + rng.standard_normal((90, 8))).astype(np.float32)
+    kw = dict(n_classes=3, in_dim=8, feature_dim=16, dropout=0.0, epochs=4, lr=0.01, batch_size=32, seed=0,
+              progress=False)
+    plain = xp.train_and_embed(x, y, x[:30], cache_dir=tmp_path, cache_params={"f": 1}, n_bits=8, **kw)
+    mon = xp.train_and_embed(x, y, x[:30], y_test=y[:30], cache_dir=tmp_path, cache_params={"f": 1}, n_bits=8,
+                             **kw)
+    assert "test_acc" not in plain and mon["test_acc"].shape == (4,)
+    np.testing.assert_array_equal(mon["test_logits"], plain["test_logits"])  # monitoring selects nothing
+    final = (mon["test_logits"].argmax(1) == y[:30]).mean()
+    assert mon["test_acc"][-1] == final  # the curve's last point is the network's test accuracy
+    a = xp.Arm("feat", "toy", "", None, None, y, y[:30], x, x[:30], np.arange(5), {8: mon}, ["a", "b", "c"],
+               "", 90, 32, "")
+    c = xp.learning_curves([a])
+    assert list(c.columns) == ["dataset", "arm", "n_bits", "epoch", "iterations", "train_loss", "train_acc",
+                               "test_error_pct"]
+    assert list(c.epoch) == [1, 2, 3, 4] and list(c.iterations) == [3, 6, 9, 12]  # ceil(90 / 32) = 3 per epoch
+    assert c.test_error_pct.iloc[-1] == pytest.approx(100 * (1 - final))
+
+
+def test_lr_decay_is_checked():
+    from cbir.models.latent_hash import train_latent_hash
+
+    with pytest.raises(ValueError, match="lr_decay=0"):
+        train_latent_hash(np.zeros((4, 3), np.float32), np.zeros(4, np.int64), n_classes=2, n_bits=4, in_dim=3,
+                          epochs=1, lr=0.01, batch_size=2, seed=0, lr_decay=0.0, progress=False)

@@ -38,6 +38,7 @@ __all__ = [
     "lsh_init_",
     "Embeddings",
     "train_latent_hash",
+    "build_latent_hash_net",
 ]
 
 
@@ -293,11 +294,14 @@ def train_latent_hash(
     progress: bool = True,
     device: str | torch.device | None = None,
     desc: str = "latent hash",
+    lr_decay: float = 1.0,
+    monitor: tuple | None = None,
 ):
     """Build a :class:`LatentHashNet` and train it with cross-entropy (point-wise, class labels only).
 
-    Adam with learning rate ``lr``; no validation split and no model selection (the last epoch is kept,
-    as in the paper, which trains for a fixed number of iterations).
+    Adam with learning rate ``lr`` (multiplied by ``lr_decay`` after every epoch); no validation split and
+    no model selection (the last epoch is kept, as in the paper, which trains for a fixed number of
+    iterations, Sec. 2.2: "10,000 repetitions with the learning rate of 0.001").
 
     Parameters
     ----------
@@ -306,6 +310,11 @@ def train_latent_hash(
     trunk_fn : callable returning the trunk module, optional
         Called after ``torch.manual_seed(seed)`` so the trunk's initial weights are seeded.
     epochs, lr, batch_size, seed : training settings (``cbir.train.fit``)
+    lr_decay : float in (0, 1], default 1.0
+        Per-epoch factor of an exponential learning-rate schedule (1.0 = constant ``lr``).
+    monitor : (x, y), optional
+        Data scored (accuracy) after every epoch for the learning curve only (``history["val_score"]``);
+        it never selects the weights (``restore_best=False``), so the test split may be monitored.
 
     Returns
     -------
@@ -314,10 +323,24 @@ def train_latent_hash(
     """
     from cbir.train import fit
 
+    if not 0.0 < lr_decay <= 1.0:
+        raise ValueError(f"lr_decay={lr_decay} outside (0, 1]; use 1.0 for a constant learning rate")
+    model = build_latent_hash_net(n_classes, n_bits, in_dim=in_dim, trunk_fn=trunk_fn, feature_dim=feature_dim,
+                                  dropout=dropout, seed=seed)
+    sched = None if lr_decay == 1.0 else (lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay))
+    return fit(model, (x, y), epochs=epochs, batch_size=batch_size, seed=seed,
+               optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=lr), scheduler=sched, desc=desc,
+               progress=progress, device=device, val_data=monitor, restore_best=False)
+
+
+def build_latent_hash_net(n_classes: int, n_bits: int | None, *, in_dim: int,
+                          trunk_fn: Callable[[], nn.Module] | None = None, feature_dim: int = 512,
+                          dropout: float = 0.2, seed: int = 0) -> LatentHashNet:
+    """The untrained :class:`LatentHashNet` that :func:`train_latent_hash` starts from (seeded trunk).
+
+    Also used to time feature extraction: a forward pass costs the same for any weights of one architecture.
+    """
     torch.manual_seed(seed)
     trunk = trunk_fn() if trunk_fn is not None else None
-    model = LatentHashNet(n_classes, n_bits, trunk=trunk, in_dim=in_dim, feature_dim=feature_dim,
-                          dropout=dropout, seed=seed)
-    return fit(model, (x, y), epochs=epochs, batch_size=batch_size, seed=seed,
-               optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=lr), desc=desc, progress=progress,
-               device=device)
+    return LatentHashNet(n_classes, n_bits, trunk=trunk, in_dim=in_dim, feature_dim=feature_dim,
+                         dropout=dropout, seed=seed)
