@@ -97,13 +97,46 @@ def test_two_step_errors(data):
 
 
 def test_speed_scaling_table():
-    df = speed_scaling([200, 400], n_bits=32, feat_dim=8, n_queries=5, k=10, repeats=1)
+    df = speed_scaling([200, 400], n_bits=32, feat_dim=8, n_queries=5, k=10, repeats=5)
     assert list(df.db_size) == [200, 200, 400, 400]
-    assert (df.seconds > 0).all()
+    assert (df.seconds > 0).all() and (df.repeats == 5).all() and (df.threads == 1).all()
     assert df.speedup.notna().sum() == 2
     ham = df[df.speedup.notna()]
     assert (ham.speedup_lo <= ham.speedup).all() and (ham.speedup <= ham.speedup_hi).all()
-    assert (df.seconds <= df.seconds_max).all()
+    assert (df.seconds_min <= df.seconds).all() and (df.seconds <= df.seconds_max).all()
+
+
+def test_time_repeats_warms_up_sets_threads_and_restores_them():
+    import faiss
+    import torch
+
+    from cbir.search import time_repeats
+
+    calls, seen = [], []
+    before = (torch.get_num_threads(), faiss.omp_get_max_threads())
+
+    def fn():
+        calls.append(1)
+        seen.append((torch.get_num_threads(), faiss.omp_get_max_threads()))
+
+    ts = time_repeats(fn, repeats=5, warmup=2, threads=1)
+    assert ts.shape == (5,) and ts.dtype == np.float64 and (ts >= 0).all()
+    assert len(calls) == 7 and set(seen) == {(1, 1)}  # 2 warm-up + 5 timed calls, all on one thread
+    assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == before
+    with pytest.raises(ValueError, match="repeats=0"):
+        time_repeats(fn, repeats=0)
+    with pytest.raises(ValueError, match="threads=0"):
+        time_repeats(fn, threads=0)
+
+
+def test_spread_ratio_values():
+    from cbir.search import spread_ratio
+
+    slow = np.array([10.0, 12.0, 11.0, 13.0, 9.0])  # median 11
+    fast = np.array([1.0, 2.0, 1.0, 1.0, 0.5])  # median 1
+    assert spread_ratio(slow, fast) == (11.0, 4.5, 26.0)  # 11 / 1, 9 / 2, 13 / 0.5
+    with pytest.raises(ValueError, match="positive"):
+        spread_ratio(slow, np.array([0.0]))
 
 
 def test_score_rankings_hand_computed():

@@ -42,6 +42,8 @@ __all__ = [
     "cosine_linear_scan",
     "l2_normalize",
     "speed_scaling",
+    "time_repeats",
+    "spread_ratio",
     "score_rankings",
 ]
 
@@ -242,6 +244,76 @@ def cosine_linear_scan(db_feats: np.ndarray, q_feats: np.ndarray, k: int) -> Sea
     return SearchResult(I, (1.0 - D).astype(np.float32), {"coarse_s": 0.0, "fine_s": dt, "total_s": dt})
 
 
+def time_repeats(fn, *, repeats: int = 5, warmup: int = 1, threads: int | None = 1) -> np.ndarray:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls, on ``threads`` threads.
+
+    The thread count of torch, faiss (OpenMP) and BLAS is set for the duration of the timing and restored
+    afterwards (``threads=None`` leaves it as it is). One thread is the default: calls of a few
+    milliseconds timed with several OpenMP threads on a shared machine measure the scheduler, not the
+    algorithm.
+
+    Parameters
+    ----------
+    fn : callable with no arguments
+    repeats : int >= 1, default 5
+    warmup : int >= 0, default 1
+    threads : int >= 1 or None, default 1
+
+    Returns
+    -------
+    ndarray of shape (repeats,), float64
+        Seconds per timed call, in call order (report the median and the spread).
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats={repeats!r} must be an integer >= 1 (use >= 5 for a median with a spread)")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ValueError(f"warmup={warmup!r} must be an integer >= 0")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads={threads!r} must be an integer >= 1, or None to keep the current setting")
+    import contextlib
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        faiss = None
+    old_torch = torch.get_num_threads()
+    old_omp = faiss.omp_get_max_threads() if faiss is not None else None
+    limits = threadpool_limits(int(threads)) if threads is not None else contextlib.nullcontext()
+    try:
+        with limits:
+            if threads is not None:
+                torch.set_num_threads(int(threads))
+                if faiss is not None:
+                    faiss.omp_set_num_threads(int(threads))
+            for _ in range(int(warmup)):
+                fn()
+            out = np.empty(int(repeats), np.float64)
+            for i in range(int(repeats)):
+                t0 = time.perf_counter()
+                fn()
+                out[i] = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(old_torch)
+        if faiss is not None:
+            faiss.omp_set_num_threads(old_omp)
+    return out
+
+
+def spread_ratio(slow: np.ndarray, fast: np.ndarray) -> tuple[float, float, float]:
+    """Speed-up of ``fast`` over ``slow`` from repeated timings: (median ratio, lowest, highest).
+
+    ``median(slow) / median(fast)``, and the smallest / largest ratio over all pairings of the repeats
+    (``min(slow) / max(fast)``, ``max(slow) / min(fast)``), the spread of the speed-up over repeats.
+    """
+    slow, fast = np.asarray(slow, np.float64), np.asarray(fast, np.float64)
+    if slow.size == 0 or fast.size == 0 or (fast <= 0).any():
+        raise ValueError("need non-empty timings with positive times of the fast method")
+    return (float(np.median(slow) / np.median(fast)), float(slow.min() / fast.max()), float(slow.max() / fast.min()))
+
+
 def speed_scaling(
     db_sizes: list[int],
     *,
@@ -250,7 +322,9 @@ def speed_scaling(
     n_queries: int,
     k: int,
     seed: int = 0,
-    repeats: int = 3,
+    repeats: int = 5,
+    warmup: int = 1,
+    threads: int | None = 1,
 ) -> pd.DataFrame:
     """Search time vs database size: Hamming (faiss binary) vs cosine linear scan (paper Figs. 6/10/14).
 
@@ -268,16 +342,16 @@ def speed_scaling(
     n_queries, k : int
         Queries per timing and images returned.
     seed : int, default 0
-    repeats : int, default 3
-        The best (minimum) of ``repeats`` timings is kept as ``seconds``; the slowest as ``seconds_max``.
+    repeats, warmup, threads : see :func:`time_repeats` (defaults: 5 timed calls after 1 warm-up, 1 thread)
 
     Returns
     -------
     DataFrame
-        Columns ``db_size, method, n_bits, feat_dim, n_queries, k, repeats, seconds, seconds_max,
-        queries_per_s, speedup, speedup_lo, speedup_hi`` (``speedup`` = best linear-scan time / best Hamming
-        time at the same size, on the Hamming rows; ``speedup_lo`` / ``speedup_hi`` = the smallest / largest
-        ratio over all pairings of the timing repeats, the spread of ``speedup`` over repeats).
+        Columns ``db_size, method, n_bits, feat_dim, n_queries, k, threads, repeats, seconds, seconds_min,
+        seconds_max, queries_per_s, speedup, speedup_lo, speedup_hi``: ``seconds`` is the median of the
+        repeats, ``seconds_min`` / ``seconds_max`` their spread; ``speedup`` = median linear-scan time /
+        median Hamming time at the same size, on the Hamming rows, ``speedup_lo`` / ``speedup_hi`` its spread
+        (:func:`spread_ratio`).
     """
     if not db_sizes or min(db_sizes) < k:
         raise ValueError(f"db_sizes={db_sizes} must be non-empty and each >= k={k}")
@@ -292,25 +366,19 @@ def speed_scaling(
         bidx = build_binary_index(codes, n_bits)
         fidx = FloatIndex(feat_dim, "cosine").add(feats)
         del feats
-        times = {}
-        for name, fn in (("hamming (faiss binary)", lambda: bidx.search(qc, k)),
-                         ("linear scan (cosine, float)", lambda: fidx.search(qf, k))):
-            ts = []
-            for _ in range(max(1, repeats)):
-                t0 = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - t0)
-            times[name] = (min(ts), max(ts))
-        lin, ham = times["linear scan (cosine, float)"], times["hamming (faiss binary)"]
-        for name, (sec, sec_max) in times.items():
+        times = {"hamming (faiss binary)": time_repeats(lambda: bidx.search(qc, k), repeats=repeats,
+                                                        warmup=warmup, threads=threads),
+                 "linear scan (cosine, float)": time_repeats(lambda: fidx.search(qf, k), repeats=repeats,
+                                                             warmup=warmup, threads=threads)}
+        ratio = spread_ratio(times["linear scan (cosine, float)"], times["hamming (faiss binary)"])
+        for name, ts in times.items():
             is_ham = name.startswith("hamming")
+            sec = float(np.median(ts))
             rows.append({"db_size": n, "method": name, "n_bits": n_bits, "feat_dim": feat_dim,
-                         "n_queries": n_queries, "k": k, "repeats": max(1, repeats), "seconds": sec,
-                         "seconds_max": sec_max, "queries_per_s": n_queries / sec,
-                         "speedup": lin[0] / ham[0] if is_ham else np.nan,
-                         "speedup_lo": lin[0] / ham[1] if is_ham else np.nan,
-                         "speedup_hi": lin[1] / ham[0] if is_ham else np.nan})
-        del bidx, fidx
+                         "n_queries": n_queries, "k": k, "threads": threads, "repeats": len(ts), "seconds": sec,
+                         "seconds_min": float(ts.min()), "seconds_max": float(ts.max()),
+                         "queries_per_s": n_queries / sec,
+                         **{c: (v if is_ham else np.nan) for c, v in zip(("speedup", "speedup_lo", "speedup_hi"), ratio)}})
     return pd.DataFrame(rows)
 
 
