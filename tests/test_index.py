@@ -61,3 +61,59 @@ def test_index_input_errors_are_clear():
         pack_bits(np.array([[0, 2]]))
     with pytest.raises(ValueError, match=r"shape \(n, B\) with B >= 1"):
         pack_bits(np.zeros((3, 0)))
+
+
+class _GpuLike:
+    """Emulates a faiss GPU copy: holds its own vectors; ``range_search`` optionally unsupported."""
+
+    def __init__(self, inner, range_ok: bool):
+        self.inner, self.range_ok = inner, range_ok
+
+    @property
+    def ntotal(self):
+        return self.inner.ntotal
+
+    def add(self, x):
+        self.inner.add(x)
+
+    def search(self, x, k):
+        return self.inner.search(x, k)
+
+    def range_search(self, x, thr):
+        if not self.range_ok:
+            raise RuntimeError("range search not implemented on GPU (emulated)")
+        return self.inner.range_search(x, thr)
+
+
+@pytest.mark.parametrize("range_ok", [True, False])
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_float_range_search_uses_the_index_holding_the_vectors(metric, range_ok, monkeypatch):
+    import faiss
+
+    rng = np.random.default_rng(3)
+    xb, xq = rng.normal(size=(200, 8)).astype("f4"), rng.normal(size=(5, 8)).astype("f4")
+    fi = ix.FloatIndex(8, metric)
+    gpu_inner = faiss.IndexFlatIP(8) if metric == "cosine" else faiss.IndexFlatL2(8)
+    fi.index = _GpuLike(gpu_inner, range_ok)           # add() fills the "GPU" copy only; fi._cpu stays empty
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda g: g.inner, raising=False)
+    fi.add(xb)
+    assert fi._cpu.ntotal == 0
+    r = float(np.median(ix.pairwise_distances(xb, xq, metric)[:, 20]))
+    lims, D, I = fi.range_search(xq, r)
+    full = ix.pairwise_distances(xb, xq, metric)
+    np.testing.assert_array_equal(np.diff(lims), (full <= r + 1e-5).sum(1))
+    assert np.diff(lims).sum() > 0
+
+
+def test_binary_range_search_falls_back_to_cpu_over_the_stored_codes():
+    import faiss
+
+    rng = np.random.default_rng(4)
+    codes = pack_bits(rng.integers(0, 2, (300, 48)))
+    q = pack_bits(rng.integers(0, 2, (6, 48)))
+    bi = ix.BinaryIndex(48)
+    bi.index = _GpuLike(faiss.IndexBinaryFlat(bi.padded_bits), range_ok=False)
+    bi.add(codes)
+    lims, D, I = bi.range_search(q, 16)
+    np.testing.assert_array_equal(np.diff(lims), (ix.hamming_distances(codes, q) <= 16).sum(1))
+    assert np.diff(lims).sum() > 0

@@ -140,10 +140,10 @@ class FloatIndex:
         xq = self._prep(xq, "xq")
         if self.metric == "cosine":
             # faiss IP range search keeps similarity > thr; distance <= r  <=>  similarity >= 1 - r
-            thr = np.float32(1.0 - radius) - np.float32(1e-6)
-            lims, D, I = self._cpu.range_search(xq, float(thr))
+            thr = float(np.float32(1.0 - radius) - np.float32(1e-6))
         else:
-            lims, D, I = self._cpu.range_search(xq, float(radius) ** 2 * (1 + 1e-6) + 1e-12)
+            thr = float(radius) ** 2 * (1 + 1e-6) + 1e-12
+        lims, D, I = _range_search(self.index, xq, thr, lambda: _gpu_to_cpu(self.index))
         return lims.astype(np.int64), self._to_dist(D), I.astype(np.int64)
 
 
@@ -181,6 +181,12 @@ class BinaryIndex:
         self._codes.append(as_codes(codes, "codes", self.n_bytes))
         return self
 
+    def _cpu_copy(self):
+        cpu = faiss.IndexBinaryFlat(self.padded_bits)
+        if self._codes:
+            cpu.add(pad_codes(self.codes))
+        return cpu
+
     @property
     def codes(self) -> np.ndarray:
         """The packed database codes (unpadded), in insertion order."""
@@ -198,9 +204,28 @@ class BinaryIndex:
         """All codes within Hamming distance ``radius`` (inclusive): ``(lims, D, I)``."""
         if radius < 0:
             raise ValueError(f"radius={radius} must be >= 0")
-        # faiss binary range search keeps distance < radius (strict)
-        lims, D, I = self.index.range_search(self._prep(q, "q"), int(radius) + 1)
+        # faiss binary range search keeps distance < radius (strict); a GPU binary index may lack range
+        # search: then a CPU IndexBinaryFlat over the stored codes answers (same codes, same distances)
+        lims, D, I = _range_search(self.index, self._prep(q, "q"), int(radius) + 1, self._cpu_copy)
         return lims.astype(np.int64), D.astype(np.int32), I.astype(np.int64)
+
+
+def _range_search(index, xq: np.ndarray, thr, cpu_copy):
+    """``index.range_search(xq, thr)`` on the index that holds the vectors (the GPU copy when there is one);
+    when that index has no range search (faiss GPU indexes raise), ``cpu_copy()`` — a CPU index holding the
+    same vectors — answers instead."""
+    try:
+        return index.range_search(xq, thr)
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return cpu_copy().range_search(xq, thr)
+
+
+def _gpu_to_cpu(index):
+    """CPU copy of a (GPU) float index with the same vectors (``faiss.index_gpu_to_cpu``)."""
+    to_cpu = getattr(faiss, "index_gpu_to_cpu", None)
+    if to_cpu is None:  # a CPU-only faiss build has no GPU indexes to convert
+        return index
+    return to_cpu(index)
 
 
 def _check_k(k: int, ntotal: int) -> int:
