@@ -78,3 +78,35 @@ def test_merge_rankings_keeps_every_item_once():
     head = np.array([[2, 0], [0, 4]])
     out = expansion.merge_rankings(head, full)
     assert out.tolist() == [[2, 0, 1, 3, 4], [0, 4, 3, 2, 1]]
+
+
+def test_svqe_differs_from_qe_when_verification_changes_the_expansion_set():
+    # 1-D features; query at 0. Shortlist of N = 4, QE over k = 2. Items 0, 1 are nearest as full images;
+    # items 2, 3 have a crop that matches the query exactly, so the spatial rerank promotes them.
+    xq = np.zeros((1, 1), np.float32)
+    xb = np.array([[1.0], [2.0], [3.0], [4.0]], np.float32)
+    I = np.array([[0, 1, 2, 3]])
+    crops = np.full((4, 9, 1), 10.0, np.float32)
+    crops[2, 4, 0], crops[3, 0, 0] = 0.0, 0.0
+    reranked, q_sv = expansion.spatial_verification_qe(xq, xb, I, crops, k=2)
+    np.testing.assert_array_equal(reranked, [[2, 3, 0, 1]])
+    q_qe = expansion.average_qe(xq, xb, I, k=2)
+    np.testing.assert_allclose(q_qe, [[(0 + 1 + 2) / 3]])
+    np.testing.assert_allclose(q_sv, [[(0 + 3 + 4) / 3]])
+    # with N == k the same items are averaged in another order: SVQE == QE (the old smoke/medium setting)
+    _, q_sv2 = expansion.spatial_verification_qe(xq, xb, I[:, :2], crops, k=2)
+    np.testing.assert_allclose(q_sv2, q_qe)
+
+
+def test_region_queries_boxes_inside_images_and_seeded():
+    imgs = [np.zeros((40, 60, 3), np.uint8), np.zeros((20, 30, 3), np.uint8)]
+    crops, owner, boxes = expansion.region_queries(imgs, 3, frac=(0.5, 0.5), seed=1)
+    np.testing.assert_array_equal(owner, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(boxes[:, 2:], [[20, 30]] * 3 + [[10, 15]] * 3)
+    assert [c.shape[:2] for c in crops] == [(20, 30)] * 3 + [(10, 15)] * 3
+    h = np.array([40, 40, 40, 20, 20, 20]); w = np.array([60, 60, 60, 30, 30, 30])
+    assert np.all(boxes[:, 0] + boxes[:, 2] <= h) and np.all(boxes[:, 1] + boxes[:, 3] <= w)
+    _, _, boxes2 = expansion.region_queries(imgs, 3, frac=(0.5, 0.5), seed=1)
+    np.testing.assert_array_equal(boxes, boxes2)
+    with pytest.raises(ValueError, match="frac"):
+        expansion.region_queries(imgs, 1, frac=(0.0, 0.5))

@@ -7,8 +7,8 @@ import cbir
 from cbir.experiments import retargeting_retraining_qe as xp
 
 # (pipeline, layer, mean AP): FU slightly worse than the baseline, RRI much better, RF a little better
-SCHEMES = [("none", "pooled", 0.20), ("fu", "fc7", 0.200), ("rri", "fc7", 0.38), ("rf", "fc7", 0.23),
-           ("fu+rri", "fc7", 0.40)]
+SCHEMES = [("none", "pooled", 0.20, ""), ("fu", "fc7", 0.200, ""), ("rri", "fc7", 0.38, ""), ("rf", "fc7", 0.23, "queries"),
+           ("fu+rri", "fc7", 0.40, ""), ("rf", "fc7", 0.21, "database")]
 # the dataset each profile runs, with its database size (medium: the 20k CIFAR-10 JPEG subset)
 RUN = {"smoke": ("digits", 600, "efficientnet_lite0", 128),
        "medium": ("cifar10_subset", 20000, "efficientnet_lite0", 512),
@@ -29,12 +29,13 @@ def fixture(profile, seed=0):
               "model": model, "queries_from": TEST_SPLIT, "relevance": "same class label"}
     rows, pq = [], []
     base_ap = rng.uniform(0, 0.4, n_q)
-    for p, l, m in SCHEMES:
+    for p, l, m, u in SCHEMES:
         ap = np.clip(base_ap + (m - 0.2) + (rng.normal(0, 0.05, n_q) if p == "fu" else 0), 0, 1)
-        rows.append({"pipeline": p, "layer": l, "map_all": ap.mean(), "map_at_50": ap.mean() + 0.2,
+        ap50 = ap + 0.2 + (0.1 if p == "rf" else 0.0)  # RF gains more at mAP@50
+        rows.append({"pipeline": p, "layer": l, "rf_users": u, "map_all": ap.mean(), "map_at_50": ap50.mean(),
                      "epochs": 0 if p == "none" else P.epochs, **common})
-        pq.append(pd.DataFrame({"dataset": ds, "pipeline": p, "layer": l, "query": np.arange(n_q), "ap_all": ap,
-                                "ap_at_50": ap + 0.2}))
+        pq.append(pd.DataFrame({"dataset": ds, "pipeline": p, "layer": l, "rf_users": u, "query": np.arange(n_q),
+                                "ap_all": ap, "ap_at_50": ap50}))
     schemes, schemes_q = pd.DataFrame(rows), pd.concat(pq, ignore_index=True)
     qe_rows, qe_q = [], []
     for v, add in (("retrained (no expansion)", 0.0), (f"average QE, top {P.qe_k} (Eq. 15)", 0.03),
@@ -48,7 +49,7 @@ def fixture(profile, seed=0):
                             "judged_relevant": P.rounds_relevant, "judged_irrelevant": P.rounds_irrelevant,
                             "model": model, "queries_from": TEST_SPLIT, "relevance": "same class label"}
                            for q in range(8) for r in range(P.rounds + 1)])
-    stab = pd.concat([schemes[schemes.pipeline.isin(["none", "fu", "rri", "rf"])].assign(
+    stab = pd.concat([schemes[schemes.pipeline.isin(["none", "fu", "rri", "rf"]) & (schemes.rf_users != "database")].assign(
         repeat=r, map_all=lambda d, r=r: d["map_all"] + 0.005 * r) for r in range(P.stability_repeats)],
         ignore_index=True)
     return P, (schemes, schemes_q, pd.DataFrame(qe_rows), pd.concat(qe_q, ignore_index=True), rounds, stab)
@@ -84,7 +85,11 @@ def test_medium_mismatches_dataset_scale_model_budget_and_rf_protocol():
     assert axes(fu) == {"dataset", "scale", "model", "budget"}  # protocol wording = the paper's
     assert fu.verdict == "not comparable"
     rf = rows["RF (FC7) gain over baseline, map (cifar10_subset)"]
-    assert axes(rf) == {"dataset", "scale", "model", "budget", "protocol"}  # database users vs query users
+    assert axes(rf) == {"dataset", "scale", "model", "budget"}  # the paper's users: the evaluation queries
+    held = rows["RF (FC7), database users, map (cifar10_subset)"]
+    assert axes(held) == {"dataset", "scale", "model", "budget", "protocol"}  # database users vs query users
+    assert held.verdict == "not comparable"
+    assert rows["RF (FC7) improves the baseline mAP, database users (cifar10_subset)"].kind == "direction"
     assert "dataset" in axes(rows["average QE improves the retrained features, mAP (cifar10_subset)"])
     assert rows["RRI (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "holds here"
     assert rows["baseline features, map_at_50 (cifar10_subset)"].kind == "value"
@@ -97,7 +102,8 @@ def test_paper_profile_matches_dataset_scale_budget_and_protocol():
     for claim in ("FU (FC7) gain over baseline, map (cifar10)", "RRI (FC7), map_at_50 (cifar10)",
                   "FU+RRI (FC7) gain over baseline, map_at_50 (cifar10)", "baseline features, map (cifar10)"):
         assert axes(rows[claim]) == {"model"}, (claim, rows[claim].mismatched)  # AlexNet pooled + head != CaffeNet
-    assert axes(rows["RF (FC7) gain over baseline, map (cifar10)"]) == {"model", "protocol"}
+    assert axes(rows["RF (FC7) gain over baseline, map (cifar10)"]) == {"model"}
+    assert axes(rows["RF (FC7), database users, map (cifar10)"]) == {"model", "protocol"}
     assert axes(rows["RRI: std of mAP over 5 repeats"]) == {"model"}
 
 
@@ -112,3 +118,66 @@ def test_a_direction_whose_interval_contains_zero_is_inconclusive():
     assert fu.lo <= 0 <= fu.hi and fu.verdict == "inconclusive"
     sv = rows["SVQE improves on average QE, mAP (cifar10_subset)"]  # identical APs: interval [0, 0]
     assert sv.verdict == "inconclusive"
+
+
+def test_rf_map_at_50_row_uses_the_paired_difference_of_gains():
+    rows, _ = rows_of("medium")
+    r = rows["RF (FC7) helps most at mAP@50: its mAP@50 gain exceeds its mAP gain (cifar10_subset)"]
+    assert r.kind == "direction"
+    assert r.ours == pytest.approx(0.1)  # fixture: RF gains 0.1 more at mAP@50 (before clipping at 1)
+    assert r.verdict == "holds here"
+
+
+def test_table12_rows_from_a_cropped_query_table():
+    from cbir import report
+
+    P, tables = fixture("smoke")
+    n = 12
+    crop_rows, crop_q = [], []
+    for v, add in (("cropped queries (no expansion)", 0.0), (f"average QE, top {P.qe_k} (Eq. 15)", 0.05),
+                   ("spatial rerank of top 20 (9 crops)", 0.02), ("SVQE (rerank + average QE)", 0.08)):
+        ap = np.linspace(0.1, 0.6, n) + add
+        crop_rows.append({"dataset": "sample_photos", "variant": v, "map_all": ap.mean(), "n_queries": n, "n_db": 23,
+                          "scheme": "none", "model": "m", "queries_from": "regions", "relevance": "same class label"})
+        crop_q.append(pd.DataFrame({"dataset": "sample_photos", "variant": v, "query": np.arange(n), "ap_all": ap}))
+    rows = xp.paper_rows(*tables, P, pd.DataFrame(crop_rows), pd.concat(crop_q, ignore_index=True))
+    by = {r.claim: r for r in rows}
+    sv = by["SVQE improves on average QE for cropped-region queries, mAP (sample_photos)"]
+    qe = by["average QE improves cropped-region queries, mAP (sample_photos)"]
+    assert sv.ours == pytest.approx(0.03) and qe.ours == pytest.approx(0.05)
+    assert sv.source == "Table 12" and sv.reported == pytest.approx(0.9932 - 0.989)
+    assert "dataset" in axes(sv)
+    report.table(rows, "05_retargeting_retraining_qe")
+
+
+def _split(n_db=40, n_pool=12, d=4):
+    rng = np.random.default_rng(0)
+    return xp.SplitFeatures("toy", rng.normal(size=(n_db, d)).astype("f4"), np.arange(n_db) % 2,
+                            rng.normal(size=(n_pool, d)).astype("f4"), np.arange(n_pool) % 2,
+                            np.array([1, 4, 7]), None, None, 32, "")
+
+
+def test_rf_users_are_the_evaluation_queries_in_the_paper_protocol():
+    sf = _split()
+    d = xp.retrain_data(sf, 10, 5, 0, rf_users="queries")
+    np.testing.assert_array_equal(d.x_users, sf.x_pool[[1, 4, 7]])
+    np.testing.assert_array_equal(d.y_users, sf.y_pool[[1, 4, 7]])
+    assert d.users_in_db is None
+    h = xp.retrain_data(sf, 10, 5, 0, rf_users="database")
+    assert len(h.y_users) == 5 and np.array_equal(h.x_users, sf.x_db[h.users_in_db])
+    with pytest.raises(ValueError, match="rf_users='nobody'"):
+        xp.retrain_data(sf, 10, 5, 0, rf_users="nobody")
+
+
+def test_scheme_list_adds_the_held_out_rf_variant():
+    P = cbir.params.load("smoke", "retarget")
+    sl = xp.scheme_list(P)
+    assert (["rf"], "fc7", "queries") in sl and sl[-1] == (["rf"], "fc7", "database")
+    assert all(u == "" for s, _, u in sl if "rf" not in s)
+    P2 = cbir.params.load("smoke", "retarget", {"rf_heldout_check": False})
+    assert all(u != "database" for _, _, u in xp.scheme_list(P2))
+
+
+def test_sv_shortlist_must_exceed_qe_k():
+    with pytest.raises(cbir.params.ParamsError, match="sv_shortlist=10 must exceed qe_k=10"):
+        cbir.params.load("smoke", "retarget", {"sv_shortlist": 10})

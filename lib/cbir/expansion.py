@@ -152,6 +152,41 @@ def nine_crops(images: np.ndarray | list) -> np.ndarray | list:
     return out
 
 
+def region_queries(images: np.ndarray | list, n_per_image: int = 1, *, frac: tuple[float, float] = (0.4, 0.6),
+                   seed: int = 0) -> tuple[list, np.ndarray, np.ndarray]:
+    """Cropped-region queries (the Table 12 protocol, Sec. 5.7): ``n_per_image`` random rectangles per image.
+
+    The paper queries Paris 6k with the annotated region of each query image; without annotations we draw
+    each region's height and width as ``frac`` (uniform in ``[lo, hi]``) of the image's and place it
+    uniformly at random inside the image (seeded; the draw is ours, not the paper's).
+
+    Parameters
+    ----------
+    images : uint8 (N, H, W, C) or a list of (H_i, W_i, C) arrays
+    n_per_image : int >= 1
+    frac : (lo, hi) with 0 < lo <= hi <= 1
+    seed : int
+
+    Returns
+    -------
+    crops : list of N * n_per_image arrays (image-major)
+    owner : int64 (N * n_per_image,)   index of the image each crop comes from.
+    boxes : int64 (N * n_per_image, 4) ``top, left, h, w``.
+    """
+    lo, hi = frac
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"frac={frac} must satisfy 0 < lo <= hi <= 1")
+    n_per_image = _check_k(n_per_image, 10 ** 9, "n_per_image")
+    shapes = np.array([np.asarray(im).shape[:2] for im in images], np.int64)  # (N, 2)
+    owner = np.repeat(np.arange(len(shapes)), n_per_image)
+    rng = np.random.default_rng(seed)
+    hw = np.maximum(1, np.round(shapes[owner] * rng.uniform(lo, hi, (len(owner), 2)))).astype(np.int64)
+    tl = np.floor(rng.uniform(0, 1, (len(owner), 2)) * (shapes[owner] - hw + 1)).astype(np.int64)
+    boxes = np.concatenate([tl, hw], axis=1)
+    crops = [np.asarray(images[o])[t:t + h, l:l + w] for o, (t, l, h, w) in zip(owner, boxes)]
+    return crops, owner, boxes
+
+
 # ================================================================================================ SVQE
 def spatial_rerank(xq: np.ndarray, I: np.ndarray, full: np.ndarray, crops: np.ndarray) -> np.ndarray:
     """Rerank each query's shortlist by its closest of the N x 10 region representations (Sec. 4).
@@ -187,6 +222,10 @@ def spatial_rerank(xq: np.ndarray, I: np.ndarray, full: np.ndarray, crops: np.nd
 def spatial_verification_qe(xq: np.ndarray, xb: np.ndarray, I: np.ndarray, crops: np.ndarray,
                             k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """SVQE (Sec. 4): rerank the shortlist with the region representations, then Eq. (15) on the reranked list.
+
+    The paper does not give the shortlist size N (the columns of ``I``); with ``N > k`` the spatial
+    reranking decides which ``k`` images are averaged, so SVQE can differ from average QE. With ``N == k``
+    the expansion set is the same ten images in another order and SVQE equals average QE (Eq. 15 is a sum).
 
     Returns
     -------
