@@ -181,3 +181,17 @@ def test_scheme_list_adds_the_held_out_rf_variant():
 def test_sv_shortlist_must_exceed_qe_k():
     with pytest.raises(cbir.params.ParamsError, match="sv_shortlist=10 must exceed qe_k=10"):
         cbir.params.load("smoke", "retarget", {"sv_shortlist": 10})
+
+
+def test_pr_table_baseline_curve_ends_at_full_recall():
+    from cbir.retarget import RetargetHead
+
+    sf = _split()
+    pr = xp.pr_table(sf, {"fu@fc7": RetargetHead(4, "fc7")}, n_points=5)
+    assert list(pr["scheme"].unique()) == ["none@pooled", "fu@fc7"]
+    last = pr.groupby("scheme")["recall"].last()
+    np.testing.assert_allclose(last.to_numpy(), 1.0)
+    # the untrained head is the identity: its curve is the baseline's
+    a, b = (pr[pr.scheme == k][["precision", "recall"]].to_numpy() for k in ("none@pooled", "fu@fc7"))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert pr.groupby("scheme").size().tolist() == [5, 5]

@@ -504,6 +504,48 @@ def cropped_query_table(P, backbone, splits: dict[str, SplitFeatures] | None = N
     return df, pd.concat(pq, ignore_index=True)
 
 
+def pr_table(sf: SplitFeatures, heads: dict[str, RetargetHead], n_points: int = 50) -> pd.DataFrame:
+    """Precision-recall curves of the baseline and every trained scheme (Figs. 13-16 analogue).
+
+    Mean precision and recall after each rank of the full Euclidean ranking (:func:`cbir.metrics.pr_curve`),
+    on the split's evaluation queries, sub-sampled to ``n_points`` ranks.
+
+    Returns
+    -------
+    DataFrame ``dataset, scheme, point, precision, recall`` (``scheme`` = ``"none@pooled"`` for the baseline,
+    else the key of ``heads``).
+    """
+    from cbir import metrics as cmetrics
+
+    xq, yq = sf.x_q, sf.y_q
+    reps = {"none@pooled": (xq, sf.x_db)}
+    reps.update({key: (transform(h, xq), transform(h, sf.x_db)) for key, h in heads.items()})
+    out = []
+    for key, (zq, zb) in reps.items():
+        prec, rec = cmetrics.pr_curve(cmetrics.relevance(full_ranking(zb, zq), yq, sf.y_db), n_points)
+        out.append(pd.DataFrame({"dataset": sf.dataset, "scheme": key, "point": np.arange(len(prec)),
+                                 "precision": prec, "recall": rec}))
+    return pd.concat(out, ignore_index=True)
+
+
+def plot_pr(pr: pd.DataFrame):
+    """Precision against recall per scheme, one panel per dataset (Figs. 13-16 analogue)."""
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(pr["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for key, g in pr[pr["dataset"] == ds].groupby("scheme", sort=False):
+            ax.plot(g["recall"], g["precision"], lw=1.2, ls="--" if key == "none@pooled" else "-",
+                    label="baseline" if key == "none@pooled" else key)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(ds)
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig, axes
+
+
 def timing_table(splits: dict[str, SplitFeatures], schemes: pd.DataFrame) -> pd.DataFrame:
     """Wall times of the run (Table 9 analogue, own table): backbone features per dataset (cache hits included,
     ``from_cache`` unknown), the input-size validation per candidate, and each scheme's retraining.
