@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cbir-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup reproduce test lab lab-check bench notebooks clean clean-cache
+.PHONY: setup reproduce test lab lab-check bench notebooks clean clean-cache phash-fixture
 
 setup: $(STAMP)
 
@@ -48,6 +48,13 @@ lab-check: $(BROWSER_STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# pHash 0.9.6 ph_dct_imagehash reference hashes (needs g++ and cimg-dev: apt-get install -y cimg-dev; and the
+# shared photos, or CBIR_DATA_DIR): compiles tests/fixtures/phash_ref/phash_dct_ref.cpp, rewrites the fixture
+PHASH_REF := tests/fixtures/phash_ref
+phash-fixture: $(STAMP)
+	g++ -O2 -std=c++17 -fopenmp -o $(PHASH_REF)/phash_dct_ref $(PHASH_REF)/phash_dct_ref.cpp
+	OMP_NUM_THREADS=1 $(PY) $(PHASH_REF)/make_fixture.py $(PHASH_REF)/phash_dct_ref
 
 # keeps the published outputs/medium/ (committed); delete it by hand to start over
 clean:

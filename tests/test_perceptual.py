@@ -128,3 +128,74 @@ def test_modes_accepted_or_refused_clearly(photos):
         h.hash_batch(photos[0])
     with pytest.raises(ValueError, match="unknown"):
         P.make_hash("sha256")
+
+
+# ---------------------------------------------------------------- pHash 0.9.6 ph_dct_imagehash reference
+_REF_DIR = __import__("pathlib").Path(__file__).resolve().parent / "fixtures" / "phash_ref"
+
+
+def _ref_fixture():
+    import json
+
+    return json.loads((_REF_DIR / "phash_dct_ref.json").read_text())
+
+
+def _as_uint64_hex(codes):
+    return [f"{int(v):016x}" for v in P.PHashDCTHash.to_uint64(codes)]
+
+
+def test_phash_dct_bit_exact_on_generated_images():
+    """`dct` = pHash's ph_dct_imagehash: every bit equal to the CImg reference on the stored synthetic images."""
+    fx = _ref_fixture()["generated"]
+    gen = np.load(_REF_DIR / "generated.npz")
+    names = sorted(fx)
+    ours = _as_uint64_hex(P.make_hash("dct").hash_batch([gen[n] for n in names]))
+    assert dict(zip(names, ours)) == fx
+    assert fx["flat_33x33"] == "0000000000000000"  # ties at the median: no coefficient is > it
+
+
+def test_phash_dct_bit_exact_on_shared_photos():
+    """30 Caltech-101 photos decoded by Pillow: all 64 x 30 bits equal to the CImg reference."""
+    import sys
+
+    from cbir.data import find_data
+
+    root = find_data("caltech101_subset")
+    if root is None:
+        pytest.skip("caltech101_subset not on this machine (shared data absent)")
+    sys.path.insert(0, str(_REF_DIR))
+    from make_fixture import load_photo
+
+    fx = _ref_fixture()["photos"]
+    names = sorted(fx)
+    ours = _as_uint64_hex(P.PHashDCTHash().hash_batch([load_photo(root / n) for n in names]))
+    assert dict(zip(names, ours)) == fx
+
+
+def test_phash_dct_batch_equals_list_and_steps():
+    """Equal-size batch path = list path; nearest-neighbour rows/cols floor(i H / 32); 7x7 box SUM."""
+    rng = np.random.default_rng(3)
+    batch = rng.integers(0, 256, (3, 40, 70, 3), dtype=np.uint8)
+    h = P.PHashDCTHash()
+    assert np.array_equal(h.hash_batch(batch), h.hash_batch(list(batch)))
+    assert h._window_index(64)[:, 3].tolist() == list(range(0, 64, 2))
+    assert h._window_index(10)[0].tolist() == [0, 0, 0, 0, 1, 2, 3]  # Neumann border: edge repeated
+    flat = np.full((1, 20, 20, 3), 255, np.uint8)
+    assert h.filtered32(flat)[0, 0, 0] == 49 * 235  # Y(255, 255, 255) = 235, summed over 49 pixels
+    c = P.phash_dct_matrix(32).astype(np.float64)
+    np.testing.assert_allclose(c @ c.T, np.eye(32), atol=1e-6)
+    assert P.PHashDCTHash.to_uint64(np.packbits(np.eye(64, dtype=np.uint8)[[0, 63]], axis=1)).tolist() == [1, 2**63]
+
+
+def test_dct_opencv_is_opencv_phash(photos):
+    assert isinstance(P.make_hash("dct_opencv"), P.OpenCVHash)
+    assert np.array_equal(P.make_hash("dct_opencv").hash_batch(photos), P.OpenCVHash("dct").hash_batch(photos))
+
+
+def test_phash_luma_exact_on_every_rgb_triple():
+    """The cv2.transform luma equals pHash's integer Y = ((66 R + 129 G + 25 B + 128) >> 8) + 16 for all 2^24 colours."""
+    v = np.arange(2**24, dtype=np.uint32)
+    rgb = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], -1).astype(np.uint8).reshape(4096, 4096, 3)
+    y = cv2.transform(rgb, P.PHashDCTHash._LUMA).astype(np.int32)
+    w = rgb.astype(np.int32)
+    assert np.array_equal(y, ((66 * w[..., 0] + 129 * w[..., 1] + 25 * w[..., 2] + 128) >> 8) + 16)

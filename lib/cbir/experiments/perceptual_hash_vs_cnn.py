@@ -485,7 +485,7 @@ def default_radii(enc: Encoded, hash_name: str | None = None, n_points: int = 10
     """Radius grid for a representation.
 
     * hashes with a paper grid (``hash_name`` in ``{"dct", "mh", "rv"}``): the authors' grids
-      (:data:`cbir.hashing.perceptual.PAPER_RADIUS_GRIDS`);
+      (:data:`cbir.hashing.perceptual.PAPER_RADIUS_GRIDS`); ``"dct_opencv"`` uses the ``"dct"`` grid;
     * other Hamming codes: every integer distance 0 .. n_bits / 2, normalised;
     * cosine: angle / pi from 0 to ``cosine_max`` in ``n_points`` steps (Table 3's best radii: 0.14 - 0.51);
     * l2: 0 .. the ``l2_quantile`` quantile of distances between 2,000 random pairs of indexed items
@@ -493,6 +493,8 @@ def default_radii(enc: Encoded, hash_name: str | None = None, n_points: int = 10
     """
     from cbir.hashing.perceptual import PAPER_RADIUS_GRIDS
 
+    if hash_name == "dct_opencv":  # OpenCV's 64-bit DCT hash on pHash's DCT grid, so the two read alike
+        hash_name = "dct"
     if hash_name in PAPER_RADIUS_GRIDS:
         return PAPER_RADIUS_GRIDS[hash_name].copy()
     if enc.metric == "hamming":

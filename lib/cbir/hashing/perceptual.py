@@ -35,6 +35,8 @@ __all__ = [
     "PerceptualHash",
     "OpenCVHash",
     "FastDCTHash",
+    "PHashDCTHash",
+    "phash_dct_matrix",
     "ImageHashBaseline",
     "make_hash",
     "HASH_NAMES",
@@ -273,6 +275,114 @@ class FastDCTHash(PerceptualHash):
         return np.packbits(self.bits(images), axis=1)
 
 
+def phash_dct_matrix(n: int = 32) -> np.ndarray:
+    """pHash's ``ph_dct_matrix(N)`` (pHash 0.9.6, pHash.cpp) in its float32 arithmetic, (n, n).
+
+    Row 0 is ``1 / sqrtf(N)``; row ``y >= 1``, column ``x`` is ``(float) c1 * cos(pi / 2 / N * y * (2 x + 1))``
+    with ``c1 = (float) sqrt(2.0 / N)`` and the cosine in double, as in the C++ source.
+    """
+    c1 = np.float64(np.float32(np.sqrt(2.0 / n)))
+    y = np.arange(n, dtype=np.float64)[:, None]
+    x = np.arange(n, dtype=np.float64)[None, :]
+    c = (c1 * np.cos((np.pi / 2 / n) * y * (2 * x + 1))).astype(np.float32)
+    c[0] = np.float32(1.0) / np.sqrt(np.float32(n))
+    return c
+
+
+def _cimg_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """CImg's ``operator*`` for float matrices: float32 products summed in double, result cast to float.
+
+    ``a`` (..., m, k), ``b`` (..., k, p) -> float32 (..., m, p), batched over leading axes.
+    """
+    prods = a[..., :, :, None] * b[..., None, :, :]  # float32 products, rounded as CImg rounds them
+    return prods.sum(axis=-2, dtype=np.float64).astype(np.float32)
+
+
+class PHashDCTHash(PerceptualHash):
+    """pHash 0.9.6's ``ph_dct_imagehash`` step for step (Sec. 3.3 of the paper; Zauner 2010, Sec. 2.3).
+
+    On a ``CImg<uint8_t>`` RGB image pHash computes
+
+    1. luma ``Y = (66 R + 129 G + 25 B + 128) / 256 + 16`` stored back in ``uint8`` (CImg's
+       ``RGBtoYCbCr().channel(0)``; the store truncates, so Y = ((66 R + 129 G + 25 B + 128) >> 8) + 16);
+    2. ``get_convolve`` with ``CImg<float>(7, 7, 1, 1, 1)``: a 7 x 7 box SUM (all ones, not /49) with
+       Neumann borders (edge pixels repeated), CImg's default ``boundary_conditions=1``;
+    3. ``resize(32, 32)``: CImg's default ``interpolation_type=1``, nearest neighbour, which takes source
+       column ``floor(x W / 32)`` and row ``floor(y H / 32)``;
+    4. ``D = C * img * C^T`` with pHash's own float32 DCT matrix (:func:`phash_dct_matrix`);
+    5. the 8 x 8 block of rows/columns 1..8 (DC row and column dropped), unrolled row-major; bit ``i`` is
+       ``D_i > median`` with CImg's ``median()`` of 64 values = mean of the 32nd and 33rd smallest.
+
+    Steps 1-3 only need the 7 x 7 windows around the 32 x 32 sampled pixels, so each image costs one
+    nearest-neighbour gather of 224 x 224 pixels (``cv2.remap``) and its luma (``cv2.transform``) whatever
+    its size; the box sums (exact integers, as CImg's float sums are), DCT and threshold run over the whole
+    batch as matrix products. Bit ``i`` here is pHash's ``hash`` bit ``i`` counted from the
+    least significant bit (``(hash >> i) & 1``); codes are packed big-endian like every hash of this module.
+    Gray inputs arrive as RGB (R = G = B) and take pHash's 3-channel path; a 1-channel file read by pHash
+    takes ``channel(0)`` without the luma formula instead.
+    """
+
+    name = "dct"
+    n_bits = 64
+    kind = "binary"
+
+    _OFFSETS = np.arange(-3, 4)
+    _LUMA = np.array([[66 / 256, 129 / 256, 25 / 256, 0.5 / 256 + 16]])
+
+    def __init__(self) -> None:
+        c = phash_dct_matrix(32)
+        self._c_rows = c[1:9]  # rows 1..8 of C: only they reach the kept block
+        self._ct_cols = np.ascontiguousarray(c.T[:, 1:9])
+        self._block_sum = np.kron(np.eye(32, dtype=np.float32), np.ones((1, 7), np.float32))  # (32, 224)
+
+    @classmethod
+    def _window_index(cls, size: int) -> np.ndarray:
+        """(32, 7) source indices of the 7-tap windows around the nearest-neighbour samples, clamped."""
+        centre = (np.arange(32) * size) // 32
+        return np.clip(centre[:, None] + cls._OFFSETS[None, :], 0, size - 1)
+
+    def _windows(self, im: np.ndarray) -> np.ndarray:
+        """The (224, 224) pHash luma of the 32 x 32 sampled 7 x 7 windows of one RGB image, uint8."""
+        r = self._window_index(im.shape[0]).ravel().astype(np.float32)
+        c = self._window_index(im.shape[1]).ravel().astype(np.float32)
+        map_x, map_y = np.broadcast_to(c[None, :], (224, 224)), np.broadcast_to(r[:, None], (224, 224))
+        win = cv2.remap(im, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_NEAREST)
+        # Y = floor((66 R + 129 G + 25 B + 128) / 256) + 16 as round((66 R + 129 G + 25 B + 0.5) / 256) + 16:
+        # the rounded value is never within 0.0019 of a half, so OpenCV's float path gives the integer
+        # exactly (checked on all 2^24 RGB triples in tests/test_perceptual.py)
+        return cv2.transform(win, self._LUMA)
+
+    def filtered32(self, images: Any) -> np.ndarray:
+        """Steps 1-3: the 7 x 7 box-summed luma at the 32 x 32 nearest-neighbour samples, float32 (N, 32, 32)."""
+        imgs = _as_image_list(images)
+        if len(imgs) == 0:
+            return np.zeros((0, 32, 32), np.float32)
+        y = np.stack([self._windows(im) for im in imgs]).astype(np.float32)  # one gather per image
+        return np.matmul(np.matmul(self._block_sum, y), self._block_sum.T)  # exact integer sums (< 2^24)
+
+    def low_dct(self, images: Any) -> np.ndarray:
+        """Step 4 on the kept block: rows/columns 1..8 of ``C * img * C^T``, float32 (N, 8, 8)."""
+        img = self.filtered32(images)
+        t = _cimg_matmul(np.broadcast_to(self._c_rows, (len(img), 8, 32)), img)  # rows 1..8 of C * img
+        return _cimg_matmul(t, np.broadcast_to(self._ct_cols, (len(img), 32, 8)))
+
+    def bits(self, images: Any) -> np.ndarray:
+        """Unpacked 0/1 bits, uint8 (N, 64); bit i is pHash's bit i (LSB first)."""
+        d = self.low_dct(images).reshape(-1, 64)
+        srt = np.sort(d, axis=1)
+        median = ((srt[:, 32] + srt[:, 31]) / np.float32(2)).astype(np.float32)
+        return (d > median[:, None]).astype(np.uint8)
+
+    def hash_batch(self, images: Any) -> np.ndarray:
+        return np.packbits(self.bits(images), axis=1)
+
+    @staticmethod
+    def to_uint64(codes: np.ndarray) -> np.ndarray:
+        """Packed codes -> pHash's ``ulong64`` values (bit i of the code = bit i of the integer)."""
+        bits = np.unpackbits(np.asarray(codes, np.uint8), axis=1)[:, :64].astype(np.uint64)
+        return (bits << np.arange(64, dtype=np.uint64)[None, :]).sum(axis=1, dtype=np.uint64)
+
+
 class ImageHashBaseline(PerceptualHash):
     """The ``imagehash`` package's hashes (aHash, dHash, pHash, wHash) as extra baselines.
 
@@ -314,14 +424,18 @@ class ImageHashBaseline(PerceptualHash):
 
 #: Names accepted by :func:`make_hash`.
 HASH_NAMES: tuple[str, ...] = (
-    "dct", "mh", "rv", "dct_fast",
+    "dct", "dct_opencv", "mh", "rv", "dct_fast",
     "imagehash_ahash", "imagehash_dhash", "imagehash_phash", "imagehash_whash",
 )
 
 
 def make_hash(name: str) -> PerceptualHash:
     """Build a hash by name (one of :data:`HASH_NAMES`)."""
-    if name in ("dct", "mh", "rv"):
+    if name == "dct":
+        return PHashDCTHash()
+    if name == "dct_opencv":
+        return OpenCVHash("dct")
+    if name in ("mh", "rv"):
         return OpenCVHash(name)
     if name == "dct_fast":
         return FastDCTHash()

@@ -15,13 +15,13 @@ SCHEMA = {
     "include_nonindexed": Bool(),  # query with the M non-indexed images too (Sec. 5.2; Sec. 6.1 does not)
     "empty_precision": Float(min=0.0, max=1.0),  # precision of an empty result (authors: 1.0)
     # ---- perceptual hashes (Secs. 3.3, 5.3)
-    "hashes": ListOf(Choice("dct", "mh", "rv", "dct_fast", "imagehash_ahash", "imagehash_dhash",
+    "hashes": ListOf(Choice("dct", "dct_opencv", "mh", "rv", "dct_fast", "imagehash_ahash", "imagehash_dhash",
                             "imagehash_phash", "imagehash_whash"), min_len=1),
     # ---- degree sweeps (Sec. 5.3.1 text)
     "sweep_n_base": Int(min=2),  # base images used by the sweeps (first ones of the base set)
     "rotate_degrees": ListOf(Float(min=0.0, max=45.0), min_len=1),
     "crop_fractions": ListOf(Float(min=0.0, max=0.9), min_len=1),
-    "sweep_hashes": ListOf(Choice("dct", "mh", "rv", "dct_fast", "imagehash_phash"), min_len=1),
+    "sweep_hashes": ListOf(Choice("dct", "dct_opencv", "mh", "rv", "dct_fast", "imagehash_phash"), min_len=1),
     "break_f": Float(min=0.0, max=1.0),  # a hash "breaks" at the first strength whose max F < break_f
     # ---- CNN features (Sec. 6.2)
     "backbone": Str(),  # cbir.models.backbones name; "auto" = EfficientNet-Lite0 offline
