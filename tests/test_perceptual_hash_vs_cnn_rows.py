@@ -84,7 +84,9 @@ HASH = ["DCT hash: max F, all modifications ≈ 0.6", "MH hash: max F, all modif
         "RV hash: max F, all modifications ≈ 0.6"]
 CNN = ["best CNN layer, cosine: max F, all modifications (2,500 images)",
        "best CNN layer, cosine: max F, all modifications (25,000 images)",
-       *[f"CNN max F against '{m}' alone" for m in ("blur", "gray", "resize", "compr", "rotate", "crop")]]
+       *[f"CNN max F against '{m}' alone" for m in ("blur", "gray", "resize", "compr", "rotate", "crop")],
+       "best CNN layer, cosine: radius of max F (1 - cos)"]
+RADIUS = ["best CNN layer, cosine: radius of max F (1 - cos)"]  # a grid point: no interval
 DIRECTIONS = ["CNN features beat the DCT hash (F gain)", "cosine beats Euclidean on CNN features",
               *[f"{h} hash: F falls with {w} strength" for h in ("DCT", "MH", "RV") for w in ("rotation", "crop")]]
 BREAKS = ["DCT hash breaks above ~2 degrees", "DCT hash breaks above ~5% crop"]
@@ -96,7 +98,7 @@ def test_every_claim_has_a_row_and_an_interval(built):
     for r in rows.values():
         assert r.kind == ("direction" if r.claim in DIRECTIONS else "value")
         assert r.interval, r.claim
-        if r.claim not in BREAKS:  # a break interval may run past the sweep (None)
+        if r.claim not in BREAKS + RADIUS:  # a break interval may run past the sweep (None)
             assert r.lo is not None and r.hi is not None and r.lo <= r.ours <= r.hi, r.claim
 
 
@@ -164,3 +166,11 @@ def test_settings_csv_wording_comes_from_the_module():
     assert s.model == xp.model_text("DCT perceptual hash, 64 bits")
     assert s.protocol == xp.protocol_text("all", xp.DISTANCE_WORDS["hamming"], nonindexed=True)
     assert xp.dataset_id("folder:data/mirflickr25k") == "mirflickr25k" == s.dataset
+
+
+def test_table3_radius_row_is_in_one_minus_cos(built):
+    """Table 3's radius 0.51 (VGG16_flatten) against our best configuration's radius, both in 1 - cos."""
+    P, rows = built
+    r = rows[RADIUS[0]]
+    assert (r.metric, r.reported, r.ours) == ("radius_one_minus_cos", 0.51, 0.1)
+    assert r.lo is None and r.hi is None

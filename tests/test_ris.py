@@ -77,21 +77,26 @@ def test_sweep_counts_independent_of_chunk_and_metric_paths():
     a = ris.sweep_counts(x, g, x, g, "cosine", radii, chunk=4)
     b = ris.sweep_counts(x, g, x, g, "cosine", radii, chunk=1000)
     np.testing.assert_array_equal(a[0], b[0])
-    # reference: angular distance by hand
+    # reference: 1 - cos by hand
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    ang = np.arccos(np.clip(xn.astype(np.float64) @ xn.T, -1, 1)) / np.pi
+    ang = 1.0 - np.clip(xn.astype(np.float64) @ xn.T, -1, 1)
     np.fill_diagonal(ang, 0.0)  # an item is at distance 0 from itself
     ref = (ang[:, :, None] <= radii[None, None, :] + 1e-6).sum(1)
     np.testing.assert_array_equal(a[0], ref)
 
 
-def test_cosine_radius_is_angle_over_pi():
+def test_cosine_radius_is_one_minus_cos():
+    """The authors' unit (CnnFeatures.cpp): 60 degrees -> 1 - cos = 0.5, not arccos / pi = 1/3."""
     xb = np.array([[1.0, 0.0]], np.float32)
-    xq = np.array([[np.cos(np.pi / 3), np.sin(np.pi / 3)]], np.float32)  # 60 degrees -> 1/3
-    lims, D, _ = ris.range_search(xb, xq, "cosine", 0.34)
-    assert lims[-1] == 1 and D[0] == pytest.approx(1 / 3, abs=1e-5)
-    lims, _, _ = ris.range_search(xb, xq, "cosine", 0.33)
+    xq = np.array([[np.cos(np.pi / 3), np.sin(np.pi / 3)]], np.float32)
+    lims, D, _ = ris.range_search(xb, xq, "cosine", 0.51)
+    assert lims[-1] == 1 and D[0] == pytest.approx(0.5, abs=1e-5)
+    lims, _, _ = ris.range_search(xb, xq, "cosine", 0.49)
     assert lims[-1] == 0
+    xq2 = np.array([[-1.0, 0.0]], np.float32)  # opposite direction: 2
+    lims, D, _ = ris.range_search(xb, xq2, "cosine", 2.0)
+    assert lims[-1] == 1 and D[0] == pytest.approx(2.0, abs=1e-6)
+    assert ris.cosine_distance(np.array([-1e-7, 5e-7, 0.25, 2.5])).tolist() == [0.0, 0.0, 0.25, 2.0]
 
 
 def test_rv_range_search_uses_one_minus_peak_correlation():

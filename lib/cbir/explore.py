@@ -179,7 +179,8 @@ class HashRobustnessExplorer:
     apply : callable(image, modification, strength) -> image (``cbir.transforms.apply``)
     modifications : mapping modification -> (min, max, default) strength
     best_radius : mapping hash name -> radius that maximised F in the benchmark (optional)
-    cnn_features : callable(list of images) -> (n, d) features, optional (cosine distance shown)
+    cnn_features : callable(list of images) -> (n, d) features, optional (cosine distance 1 - cos shown, the
+        unit of notebook 04's CNN radii)
     """
 
     def __init__(self, images: Sequence[np.ndarray], hashes: Mapping[str, Any],
@@ -209,7 +210,8 @@ class HashRobustnessExplorer:
         if self.cnn_features is not None:
             f = self.cnn_features([mod])[0]
             o = self._orig_cnn[image]
-            d = float(1 - np.dot(f, o) / max(np.linalg.norm(f) * np.linalg.norm(o), 1e-12))
+            # 1 - cos, the unit of notebook 04's CNN radii (the authors' CnnFeaturesCosineDistance)
+            d = float(np.clip(1 - np.dot(f, o) / max(np.linalg.norm(f) * np.linalg.norm(o), 1e-12), 0.0, 2.0))
             r = self.best_radius.get("cnn")
             rows.append({"method": "cnn", "distance": d, "best_radius": r,
                          "match": None if r is None else bool(d <= r)})

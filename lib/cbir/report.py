@@ -78,6 +78,7 @@ TOLERANCES: dict[str, tuple[float, float, str]] = {
     "precision_fraction": (0.05, 0.0, "0.05"),
     "recall_fraction": (0.05, 0.0, "0.05"),
     "radius": (0.0, 0.2, "20 % of the reported radius"),
+    "radius_one_minus_cos": (0.0, 0.2, "20 % of the reported radius (cosine distance 1 - cos)"),
     "js_ratio": (0.05, 0.1, "0.05 or 10 %, whichever is larger"),
     "n_params_millions": (0.0, 0.1, "10 %"),
     "sec_per_epoch": (0.0, 0.25, "25 % (different hardware: indicative only)"),

@@ -25,8 +25,11 @@ Single-modification benchmark (Sec. 5.3.1, Fig. 4, Table 4): the ``N`` base imag
 as in the authors' ``Benchmark::Modification``.
 
 Distances are normalised to [0, 1] where the representation allows it: Hamming / bits; radial variance
-``1 - peak correlation``; cosine as the angle ``arccos(cos) / pi`` (Sec. 2.5.1). Euclidean distances stay
-raw (their grid is data-driven, :func:`default_radii`).
+``1 - peak correlation``; cosine as ``1 - cos`` in [0, 2] (the authors' ``CnnFeaturesCosineDistance`` in
+``features_distances/CnnFeatures.cpp``; Sec. 2.5.1 of the paper writes ``arccos(cos) / pi``, but Table 3's
+radius 0.51 for non-negative ReLU features is only reachable in ``1 - cos``: their angle is at most pi / 2,
+i.e. at most 0.5 in ``arccos / pi``). Euclidean distances stay raw (their grid is data-driven,
+:func:`default_radii`).
 
 The sweep reads each query chunk's range-search result once at the largest radius and counts, per radius,
 retrieved and relevant items with one cumulative histogram (memory bounded by the chunk size).
@@ -250,7 +253,7 @@ def range_search(
     xb, xq : database and query codes/features
     metric : {"hamming", "rv", "cosine", "l2"}
         ``hamming``: :class:`cbir.index.BinaryIndex` over packed codes, radius in fraction of ``n_bits``;
-        ``cosine``: :class:`cbir.index.FloatIndex` (cosine), radius = angle / pi; ``l2``: raw Euclidean;
+        ``cosine``: :class:`cbir.index.FloatIndex` (cosine), radius on ``1 - cos``; ``l2``: raw Euclidean;
         ``rv``: dense peak cross-correlation (no faiss index exists for it), radius on ``1 - r``.
     radius : float >= 0
     index : optional pre-built cbir.index object holding ``xb`` (reused across query chunks)
@@ -268,13 +271,13 @@ def range_search(
         return lims, (D / np.float32(n_bits)).astype(np.float32), I
     if metric == "cosine":
         idx = index if index is not None else cidx.FloatIndex(xb.shape[1], "cosine").add(xb)
-        r = min(float(radius), 1.0)
-        lims, D, I = idx.range_search(xq, float(1.0 - np.cos(np.pi * r)) + 1e-6)
-        ang = _angular(D)
-        keep = ang <= r + 1e-6
+        r = min(float(radius), 2.0)
+        lims, D, I = idx.range_search(xq, r + 1e-6)
+        d = cosine_distance(D)
+        keep = d <= r + 1e-6
         if not keep.all():
-            lims, ang, I = _filter(lims, ang, I, keep)
-        return lims, ang, I
+            lims, d, I = _filter(lims, d, I, keep)
+        return lims, d, I
     if metric == "l2":
         idx = index if index is not None else cidx.FloatIndex(xb.shape[1], "l2").add(xb)
         return idx.range_search(xq, float(radius))
@@ -290,16 +293,15 @@ def range_search(
     raise ValueError(f"metric={metric!r} unknown; choose one of {list(METRICS)}")
 
 
-def _angular(cos_dist: np.ndarray) -> np.ndarray:
-    """Angle / pi from a cosine distance 1 - cos (Sec. 2.5.1), float32.
+def cosine_distance(cos_dist: np.ndarray) -> np.ndarray:
+    """The authors' cosine distance ``1 - cos`` (``CnnFeaturesCosineDistance``), clipped to [0, 2], float32.
 
-    Uses 2 arcsin(sqrt(d / 2)) (better conditioned than arccos near 0) and snaps d <= 1e-6, float32
-    round-off of identical directions, to 0 so that an image always finds itself at radius 0.
+    ``cos_dist`` is ``1 - cos`` as faiss returns it; values <= 1e-6 (float32 round-off of identical
+    directions) are snapped to 0 so that an image always finds itself at radius 0.
     """
     d = np.clip(np.asarray(cos_dist, np.float64), 0.0, 2.0)
-    ang = 2.0 * np.arcsin(np.sqrt(d / 2.0)) / np.pi
-    ang[d <= 1e-6] = 0.0
-    return ang.astype(np.float32)
+    d[d <= 1e-6] = 0.0
+    return d.astype(np.float32)
 
 
 def _filter(lims: np.ndarray, D: np.ndarray, I: np.ndarray, keep: np.ndarray):
@@ -487,7 +489,7 @@ def default_radii(enc: Encoded, hash_name: str | None = None, n_points: int = 10
     * hashes with a paper grid (``hash_name`` in ``{"dct", "mh", "rv"}``): the authors' grids
       (:data:`cbir.hashing.perceptual.PAPER_RADIUS_GRIDS`); ``"dct_opencv"`` uses the ``"dct"`` grid;
     * other Hamming codes: every integer distance 0 .. n_bits / 2, normalised;
-    * cosine: angle / pi from 0 to ``cosine_max`` in ``n_points`` steps (Table 3's best radii: 0.14 - 0.51);
+    * cosine: ``1 - cos`` from 0 to ``cosine_max`` in ``n_points`` steps (Table 3's best radii: 0.14 - 0.51);
     * l2: 0 .. the ``l2_quantile`` quantile of distances between 2,000 random pairs of indexed items
       (seeded; random pairs are almost all dissimilar, so the best radius lies well below their median).
     """
@@ -559,7 +561,7 @@ def _pair_distances(xa: np.ndarray, xb: np.ndarray, metric: str, n_bits: int | N
     a, b = xa.astype(np.float64), xb.astype(np.float64)
     if metric == "cosine":
         cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-        return _angular(1.0 - cos)
+        return cosine_distance(1.0 - cos)
     return np.linalg.norm(a - b, axis=1)
 
 
@@ -753,7 +755,7 @@ PAPER_DATASET = "mirflickr25k"
 
 #: How each distance is worded in a protocol line.
 DISTANCE_WORDS: dict[str, str] = {"hamming": "Hamming / n_bits", "rv": "1 - peak cross-correlation",
-                                  "cosine": "angle / pi (cosine)", "l2": "Euclidean"}
+                                  "cosine": "1 - cos (cosine)", "l2": "Euclidean"}
 
 F_STATISTIC = "max over the radius grid of the mean per-query F1"
 
@@ -838,8 +840,9 @@ def _best_of(rows: pd.DataFrame) -> pd.Series:
 def _run_all(enc: Encoded, P: Any) -> dict[str, Any]:
     curve, fq = ris_all_modifications(enc, cnn_radii(enc, P), include_nonindexed=False, return_per_query=True)
     b = best_index(curve)
-    return {"f_q": fq[:, b], "radius": float(curve["radius"].iloc[b]), "n_base": enc.n_base,
-            "n_modifications": len(enc.modified)}
+    radii = np.asarray(curve["radius"], np.float64)
+    return {"f_q": fq[:, b], "radius": float(radii[b]), "radius_step": float(np.diff(radii).min()) if len(radii) > 1
+            else float("nan"), "n_base": enc.n_base, "n_modifications": len(enc.modified)}
 
 
 def cnn_per_query(enc_cnn: dict[str, Encoded], screen: pd.DataFrame, P: Any) -> dict[str, Any]:
@@ -1014,6 +1017,15 @@ def paper_rows(P: Any, *, dataset: str, sets: RISImageSets, enc_hash: dict[str, 
             setting=setting({"base": run["n_base"], "modifications": run["n_modifications"], "nonindexed": 0},
                             cos_model(run["config"]), cnn_protocol),
             note=f"ours: {run['config']} (our screening stage nearest {want:g} base images)"))
+        if source == "Table 3":  # the radius of that maximum, in the authors' unit 1 - cos
+            ref_r = reported.get(R, source, D, label, "radius_one_minus_cos")
+            step = run.get("radius_step")
+            rows.append(report.value_row(
+                "best CNN layer, cosine: radius of max F (1 - cos)", ref_r, run.get("radius"), interval=None,
+                interval_kind=f"none: a grid point (step {step:g} of 1 - cos)" if step else "none: a grid point",
+                setting=setting({"base": run["n_base"], "modifications": run["n_modifications"], "nonindexed": 0},
+                                cos_model(run["config"]), cnn_protocol),
+                note=f"ours: {run['config']}; the radius depends on the network and layer (paper: VGG16_flatten)"))
     single = cnn["single"]
     if single is not None:
         for mod, f in single["f_q"].items():

@@ -22,7 +22,6 @@ for the radial-variance hash ``1 - peak cross-correlation`` (pHash's ``ph_crossc
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import Any
 
 import cv2

@@ -33,7 +33,7 @@ SCHEMA = {
     "cnn_flatten_layers": ListOf(Str()),  # layers also used flattened (C*H*W; keep to small maps)
     "distances": ListOf(Choice("cosine", "euclidean"), min_len=1),
     "l2_options": ListOf(Bool(), min_len=1),  # Euclidean on raw and/or L2-normalised features (_norm_l2)
-    "cosine_radius_max": Float(min=0.01, max=1.0),  # cosine grid 0..max (angle / pi)
+    "cosine_radius_max": Float(min=0.01, max=1.0),  # cosine grid 0..max of 1 - cos (authors' unit)
     "n_radii": Int(min=3, max=1001),  # points of the CNN radius grids
     # ---- three-stage screening (Sec. 6.4): stages of N, then all; keep F >= threshold
     "screen_stages": ListOf(Int(min=2)),  # e.g. [200, 2500] (paper), then the full base set
