@@ -212,3 +212,31 @@ def test_encode_cnn_builds_cosine_and_euclidean_configs():
     enc = cfg["tiny_conv_avg_norm_l2 | euclidean"]
     assert enc.metric == "l2" and enc.base.shape == (4, 3) and enc.nonindexed.shape == (1, 3)
     np.testing.assert_allclose(np.linalg.norm(enc.base[1:], axis=1), 1.0, atol=1e-6)
+
+
+def test_mogrify_resave_and_quality_estimate(tmp_path):
+    """Modified images are written as JPEG like mogrify (compr untouched); the quality is read off the tables."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    im = (np.linspace(0, 255, 48 * 64).reshape(48, 64)[:, :, None] + rng.integers(0, 20, (48, 64, 3))).clip(0, 255)
+    im = im.astype(np.uint8)
+    assert ris.mogrify_resave([im], "rotate", None)[0] is im
+    assert ris.mogrify_resave([im], "compr", 75)[0] is im
+    out = ris.mogrify_resave([im], "rotate", 75)[0]
+    assert out.shape == im.shape and out.dtype == np.uint8 and not np.array_equal(out, im)
+    for q in (50, 75, 92):
+        Image.fromarray(im).save(tmp_path / f"q{q}.jpg", quality=q)
+    assert [ris.estimate_jpeg_quality([tmp_path / f"q{q}.jpg"]) for q in (50, 75, 92)] == [50, 75, 92]
+    Image.fromarray(im).save(tmp_path / "x.png")
+    assert ris.estimate_jpeg_quality([tmp_path / "x.png"]) == ris.IMAGEMAGICK_DEFAULT_QUALITY == 92
+    with pytest.raises(ValueError, match="resave quality=0"):
+        ris.mogrify_resave([im], "blur", 0)
+
+
+def test_sweep_grids_are_the_authors_then_ours():
+    import cbir.params
+
+    g = ris.sweep_grids(cbir.params.load("medium", "phash"))
+    assert list(g) == ["rotate", "crop", "compr", "blur", "resize"]
+    assert g["rotate"] == [0, 1, 2, 3, 4, 5] and g["crop"] == [0, 0.04, 0.08, 0.10, 0.12, 0.16, 0.20]

@@ -36,6 +36,7 @@ retrieved and relevant items with one cumulative histogram (memory bounded by th
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,10 @@ __all__ = [
     "Encoded",
     "tile_images",
     "build_image_sets",
+    "estimate_jpeg_quality",
+    "mogrify_resave",
+    "sweep_grids",
+    "SWEEP_KEYS",
     "encode_sets",
     "range_search",
     "sweep_counts",
@@ -140,12 +145,86 @@ class RISImageSets:
         )
 
 
+#: ImageMagick's JPEG quality when the input's cannot be estimated (``-quality`` default).
+IMAGEMAGICK_DEFAULT_QUALITY = 92
+
+#: The IJG standard luminance quantisation table (quality 50), row-major.
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+                      56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104,
+                      113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def estimate_jpeg_quality(files: Sequence[str]) -> int:
+    """The JPEG quality ``mogrify`` would keep for these inputs: median IJG quality of their luma tables.
+
+    Each JPEG's luminance table ``Q`` is matched to the IJG scaling ``Q = floor((T s + 50) / 100)`` by
+    ``s = median(100 Q / T)``, quality ``= 100 - s / 2`` (``s <= 100``) or ``5000 / s``; ImageMagick's
+    own estimate (``IdentifyImage``'s table sums) gives the same integer for IJG-scaled tables. Files that
+    are not JPEG (or no files) give :data:`IMAGEMAGICK_DEFAULT_QUALITY` (92), ImageMagick's default.
+    """
+    from PIL import Image
+
+    qs = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                tables = getattr(im, "quantization", None)
+                if im.format != "JPEG" or not tables:
+                    continue
+                scale = float(np.median(100.0 * np.asarray(tables[0], np.float64) / _IJG_LUMA))
+        except OSError:
+            continue
+        qs.append(100.0 - scale / 2.0 if scale <= 100 else 5000.0 / scale)
+    return int(np.clip(round(float(np.median(qs))), 1, 100)) if qs else IMAGEMAGICK_DEFAULT_QUALITY
+
+
+def mogrify_resave(images: Sequence[np.ndarray], modification: str, quality: int | None) -> list[np.ndarray]:
+    """Write each modified image as JPEG at ``quality`` and decode it, as ``mogrify`` writes its output.
+
+    The authors' ``pHashRis`` modifies JPEG copies in place with ``mogrify``, which re-encodes every result
+    (the input's quality, else 92). ``compr`` is returned as is (it already is that write, at quality 10);
+    ``quality=None`` returns the images unchanged. Chroma 4:2:0 below quality 90, 4:4:4 from 90 on
+    (ImageMagick's default sampling factors).
+    """
+    if quality is None or modification == "compr":
+        return list(images)
+    q = int(quality)
+    if not 1 <= q <= 100:
+        raise ValueError(f"resave quality={quality} must be in [1, 100] (or null to keep the pixels)")
+    from PIL import Image
+
+    out = []
+    for im in images:  # one JPEG encode/decode per image (libjpeg has no batch API)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(im)).save(buf, format="JPEG", quality=q,
+                                                      subsampling=2 if q < 90 else 0)
+        buf.seek(0)
+        with Image.open(buf) as dec:
+            out.append(np.asarray(dec.convert("RGB")))
+    return out
+
+
+#: The sweeps of Sec. 5.3.1: modification -> the params key holding its strengths.
+SWEEP_KEYS: dict[str, str] = {"rotate": "rotate_degrees", "crop": "crop_fractions", "compr": "compr_qualities",
+                              "blur": "blur_sigmas", "resize": "resize_factors"}
+
+
+def sweep_grids(P: Any) -> dict[str, list[float]]:
+    """``{modification: strengths}`` of the profile's degree sweeps (:data:`SWEEP_KEYS`; empty lists skipped).
+
+    The authors' grids (pHashRis ``benchmark``): rotate 1-5 degrees, crop 4/8/10/12/16/20 %; the JPEG
+    quality, blur and resize grids are ours (the paper discusses these strengths without a grid).
+    """
+    return {m: [float(v) for v in P[k]] for m, k in SWEEP_KEYS.items() if k in P and len(P[k])}
+
+
 def build_image_sets(
     images: Sequence[Any],
     n_nonindexed: int,
     n_base: int | None = None,
     modifications: Sequence[str] = T.MODIFICATIONS,
     strengths: dict[str, float] | None = None,
+    resave_quality: int | None = None,
 ) -> RISImageSets:
     """Split images into non-indexed / base sets and apply the modifications (Sec. 5.2 steps 1-3).
 
@@ -159,6 +238,9 @@ def build_image_sets(
     modifications : names from :data:`cbir.transforms.MODIFICATIONS`
     strengths : dict, optional
         Per-modification strength (default: the paper's commands, :data:`cbir.transforms.DEFAULT_STRENGTH`).
+    resave_quality : int, optional
+        Re-save every modified image (except ``compr``, which is itself the JPEG write) as JPEG at this
+        quality, as ``mogrify`` writes its JPEG output (:func:`mogrify_resave`); ``None`` = keep the pixels.
     """
     images = list(images)
     if n_nonindexed < 0 or n_nonindexed >= len(images):
@@ -174,7 +256,7 @@ def build_image_sets(
     st.update(strengths or {})
     nonindexed = [T.as_rgb_uint8(im) for im in images[:n_nonindexed]]
     base = [T.as_rgb_uint8(im) for im in images[n_nonindexed : n_nonindexed + n_base]]
-    modified = {m: T.apply_batch(base, m, st[m]) for m in modifications}
+    modified = {m: mogrify_resave(T.apply_batch(base, m, st[m]), m, resave_quality) for m in modifications}
     return RISImageSets(base, modified, nonindexed, {m: float(st[m]) for m in modifications})
 
 
@@ -522,8 +604,11 @@ def degree_sweep(
     n_bits: int | None = None,
     name: str = "",
     return_per_query: bool = False,
+    resave_quality: int | None = None,
 ):
     """Max F of the single-modification benchmark as the modification strength varies (Sec. 5.3.1).
+
+    ``resave_quality``: modified images re-saved as JPEG like ``mogrify`` (:func:`mogrify_resave`).
 
     The paper reports that hashes break above ~2 degrees of rotation and ~5 % of cropping.
 
@@ -537,7 +622,8 @@ def degree_sweep(
     xb = np.asarray(encode(base))
     rows, per_query = [], {}
     for s in strengths:
-        xq = np.asarray(encode(T.apply_batch(base, modification, float(s))))
+        xq = np.asarray(encode(mogrify_resave(T.apply_batch(base, modification, float(s)), modification,
+                                              resave_quality)))
         enc = Encoded(xb, {modification: xq}, np.zeros((0,) + xb.shape[1:], xb.dtype), metric, n_bits, name)
         curve, per_query[float(s)] = ris_single_modification(enc, modification, radii, return_per_query=True)
         best = max_f(curve)
@@ -982,7 +1068,7 @@ def paper_rows(P: Any, *, dataset: str, sets: RISImageSets, enc_hash: dict[str, 
                                 protocol_text("sweep", statistic=f"first swept strength with max F1 < {P.break_f:g}")),
                 note="the paper gives no break threshold; ours is a stated criterion (protocol differs)"))
     for (n, mod), fb in sweep_fq.items():
-        if n not in ("dct", "mh", "rv"):
+        if n not in ("dct", "mh", "rv") or mod not in ("rotate", "crop"):  # the paper's two stated trends
             continue
         s = sorted(fb)
         f_lo = fb[s[0]][:, int(np.argmax(fb[s[0]].mean(0)))]

@@ -19,8 +19,13 @@ SCHEMA = {
                             "imagehash_phash", "imagehash_whash"), min_len=1),
     # ---- degree sweeps (Sec. 5.3.1 text)
     "sweep_n_base": Int(min=2),  # base images used by the sweeps (first ones of the base set)
-    "rotate_degrees": ListOf(Float(min=0.0, max=45.0), min_len=1),
-    "crop_fractions": ListOf(Float(min=0.0, max=0.9), min_len=1),
+    "rotate_degrees": ListOf(Float(min=0.0, max=45.0), min_len=1),  # authors: 1-5 degrees
+    "crop_fractions": ListOf(Float(min=0.0, max=0.9), min_len=1),  # authors: 4/8/10/12/16/20 %
+    "compr_qualities": ListOf(Float(min=1.0, max=100.0)),  # JPEG quality sweep (ours; [] = skip)
+    "blur_sigmas": ListOf(Float(min=0.0, max=20.0)),  # Gaussian blur sigma sweep (ours; [] = skip)
+    "resize_factors": ListOf(Float(min=0.05, max=4.0)),  # resize factor sweep (ours; [] = skip)
+    "jpeg_resave": Bool(),  # re-save modified images as JPEG like mogrify (on by default)
+    "jpeg_resave_quality": Optional(Int(min=1, max=100)),  # null = the inputs' estimated quality, else 92
     "sweep_hashes": ListOf(Choice("dct", "dct_opencv", "mh", "rv", "dct_fast", "imagehash_phash"), min_len=1),
     "break_f": Float(min=0.0, max=1.0),  # a hash "breaks" at the first strength whose max F < break_f
     # ---- CNN features (Sec. 6.2)
