@@ -64,31 +64,52 @@ def svm_eval(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_tes
     return out
 
 
-def random_resnet18_features(images: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
-    """512-d pooled features of a randomly initialised torchvision ResNet18 (``weights=None``), eval mode.
-
-    The comparison of Fig. 5: a random network whose final (linear) layer alone is trained. Images are
-    scaled to [0, 1] and normalised with mean = std = 0.5 per channel.
+def random_net_features(name: str, images: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """Pooled features of a CIFAR-style network with random weights (Fig. 5 / Sec. 3.4), see
+    :func:`cbir.models.cifar_nets.random_features` (ResNet18 with the CIFAR 3x3 stride-1 stem, VGG16,
+    DenseNet40).
 
     Returns
     -------
-    ndarray (N, 512) float32.
+    ndarray (N, dim) float32.
     """
-    import torchvision
+    from cbir.models.cifar_nets import random_features
 
-    from cbir.train import images_to_tensor
+    return random_features(name, images, seed=seed, batch_size=batch_size)
 
-    g = torch.random.fork_rng()
-    with g:
-        torch.manual_seed(seed)
-        model = torchvision.models.resnet18(weights=None)
-    model.fc = nn.Identity()
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(images), batch_size):
-            out.append(model(images_to_tensor(images[s:s + batch_size])).numpy())
-    return np.concatenate(out).astype(np.float32)
+
+def standardize(f_train: np.ndarray, f_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score features with the *training* mean and standard deviation (a feature with zero spread is left
+    centred). Random networks' pooled features differ in scale by 10^5 between architectures (VGG16 ~0.005,
+    DenseNet40 ~700), so a linear SVM with the paper's fixed C sees them on one scale."""
+    mu = f_train.mean(0, dtype=np.float64)
+    sd = f_train.std(0, dtype=np.float64)
+    sd = np.where(sd > 0, sd, 1.0)
+    return ((f_train - mu) / sd).astype(np.float32), ((f_test - mu) / sd).astype(np.float32)
+
+
+def random_net_eval(names, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                    C: float, seed: int = 0, cache_dir: str | Path | None = None) -> dict[str, dict]:
+    """Fig. 5 / Sec. 3.4: a linear SVM (the "trained final layer") on the standardised pooled features of each
+    random-weight network in ``names`` (:data:`cbir.models.cifar_nets.NETS`); features cached by pixels.
+
+    Returns
+    -------
+    dict ``name -> svm_eval(..., per_image=True)`` (accuracies in percent and ``"correct"``).
+    """
+    from cbir.cache import cached_npz
+
+    out = {}
+    for name in names:
+        f = []
+        for x in (x_train, x_test):
+            compute = lambda x=x: {"f": random_net_features(name, x, seed=seed)}  # noqa: E731
+            f.append(compute()["f"] if cache_dir is None else
+                     cached_npz(f"rdcnn_random_{name}_cifar", {"pixels": x, "seed": seed, "v": 1}, compute,
+                                cache_dir)["f"])
+        a, b = standardize(f[0], f[1])
+        out[name] = svm_eval(a, y_train, b, y_test, C, per_image=True)
+    return out
 
 
 class SmallCNN(nn.Module):
@@ -185,6 +206,8 @@ def model_text(kind: str, **f) -> str:
     * ``"pixels"``: the input pixels themselves.
     * ``"resnet18_random"``: ``stem`` (``"torchvision"``: ImageNet 7x7 stride-2 conv + max-pool;
       ``"cifar"``: 3x3 stride-1 conv, no pool) — random weights, only a linear final layer trained.
+    * ``"random_net"``: ``name`` (``resnet18``, ``vgg16``, ``densenet40``) — the CIFAR-style networks of
+      :mod:`cbir.models.cifar_nets` with random weights, only a linear final layer trained.
     * ``"small_cnn"``: ``width``, ``hidden`` — our 3-block CNN trained from scratch (:class:`SmallCNN`).
     * ``"trained_nets"``: ``names`` — the paper's networks trained from scratch.
     * ``"rdcnn_mlp"``: ``k``, ``b``, ``m``, ``hidden`` — RDCNN followed by a trained one-hidden-layer MLP.
@@ -202,6 +225,13 @@ def model_text(kind: str, **f) -> str:
         if f["stem"] not in stems:
             raise ValueError(f"stem={f['stem']!r}; use one of {sorted(stems)}")
         return f"ResNet18 random weights, {stems[f['stem']]}, trained linear final layer"
+    if kind == "random_net":
+        if f["name"] == "resnet18":
+            return model_text("resnet18_random", stem="cifar")
+        names = {"vgg16": "VGG16 (CIFAR form: 13 conv + BN, 512-d)", "densenet40": "DenseNet40 (growth 12)"}
+        if f["name"] not in names:
+            raise ValueError(f"random net {f['name']!r}; use resnet18, vgg16 or densenet40")
+        return f"{names[f['name']]} random weights, trained linear final layer"
     if kind == "small_cnn":
         return f"small CNN (3 conv blocks of width {f['width']}, {f['hidden']}-d hidden) trained from scratch"
     if kind == "trained_nets":
@@ -210,7 +240,7 @@ def model_text(kind: str, **f) -> str:
         return f"{model_text('rdcnn', k=f.get('k'), b=f.get('b'), m=f.get('m'))} + MLP ({f['hidden']} sigmoid) trained"
     if kind == "vs":
         return " vs ".join(f["models"])
-    raise ValueError(f"model kind {kind!r}; use rdcnn, pixels, resnet18_random, small_cnn, trained_nets, "
+    raise ValueError(f"model kind {kind!r}; use rdcnn, pixels, resnet18_random, random_net, small_cnn, trained_nets, "
                      "rdcnn_mlp or vs")
 
 
@@ -457,21 +487,40 @@ def js_rows(js, pairs: list[dict], *, P, dataset: str) -> list:
     return rows
 
 
-def resnet_rows(correct_rd: np.ndarray, correct_rn: np.ndarray, *, P, dataset: str, n_train: int) -> list:
-    """Fig. 5: RDCNN beats a random-weight ResNet18 with a trained final layer (direction, McNemar)."""
+#: Claim wording and paper setting of the Fig. 5 comparison, per random network.
+RANDOM_NETS = {"resnet18": ("ResNet18", "fig5_cifar10_resnet18_random"),
+               "vgg16": ("VGG16", "fig5_cifar10_vgg16_random"),
+               "densenet40": ("DenseNet40", "fig5_cifar10_densenet40_random")}
+
+
+def random_net_rows(correct_rd: np.ndarray, correct_nets: dict, *, P, dataset: str, n_train: int) -> list:
+    """Fig. 5 / Sec. 3.4 (and the Abstract for VGG16): RDCNN beats each random-weight network with a trained
+    final layer (one direction row per network, paired McNemar interval on the same test images).
+
+    correct_rd : bool (N,) RDCNN's top-1 correctness; correct_nets : ``name -> bool (N,)`` for names of
+    :data:`RANDOM_NETS`, each a linear SVM on the network's standardised pooled features.
+    """
     from cbir import report
 
-    a, b = np.asarray(correct_rd, bool), np.asarray(correct_rn, bool)
-    iv, ivk = _mcnemar(a, b)
-    model = model_text("vs", models=[model_text("rdcnn", k=P.k, b=P.b, m=P.m),
-                                     model_text("resnet18_random", stem="torchvision")])
-    proto = protocol_text("svm_vs_head", C=P.svm_C, head=f"linear SVM ({SVM_FLAGS} -c {P.svm_C:g}) on 512-d pooled features")
-    return [report.direction_row(
-        "RDCNN beats random-weight ResNet18 + trained final layer", "Fig. 5 / Sec. 3.4",
-        100 * (a.mean() - b.mean()), interval=iv, interval_kind=ivk,
-        setting=_ours(dataset, {"train": n_train, "test": int(a.size)}, model, proto),
-        paper=_paper("fig5_cifar10_resnet18_random"), metric="test accuracy RDCNN minus ResNet18-random (pts)",
-        note="ours: torchvision's ImageNet stem on 32 px input; the authors' CIFAR ResNet18 has a 3x3 stride-1 stem")]
+    a = np.asarray(correct_rd, bool)
+    rd = model_text("rdcnn", k=P.k, b=P.b, m=P.m)
+    proto = protocol_text("svm_vs_head", C=P.svm_C,
+                          head=f"linear SVM ({SVM_FLAGS} -c {P.svm_C:g}) on standardised pooled features")
+    rows = []
+    for name, c in correct_nets.items():
+        if name not in RANDOM_NETS:
+            raise ValueError(f"random net {name!r}; use one of {sorted(RANDOM_NETS)}")
+        label, paper = RANDOM_NETS[name]
+        b = np.asarray(c, bool)
+        iv, ivk = _mcnemar(a, b)
+        rows.append(report.direction_row(
+            f"RDCNN beats random-weight {label} + trained final layer", "Fig. 5 / Sec. 3.4",
+            100 * (a.mean() - b.mean()), interval=iv, interval_kind=ivk,
+            setting=_ours(dataset, {"train": n_train, "test": int(a.size)},
+                          model_text("vs", models=[rd, model_text("random_net", name=name)]), proto),
+            paper=_paper(paper), metric=f"test accuracy RDCNN minus {label}-random (pts)",
+            note=f"{label}: seeded default initialisation, eval mode, CIFAR-style (cbir.models.cifar_nets)"))
+    return rows
 
 
 def topk_rows(rd_correct: dict, cnn_correct: dict, *, P, dataset: str, n_train: int, cnn_width: int = 32,

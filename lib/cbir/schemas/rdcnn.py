@@ -1,5 +1,5 @@
 """Schema of the ``rdcnn`` section (notebook 01, Xue & Roshan 2019: random depthwise sign networks)."""
-from cbir.params import Float, Int, ListOf, Optional, Str, fits_dataset
+from cbir.params import Choice, Float, Int, ListOf, Optional, Str, fits_dataset
 
 SCHEMA = {
     # main (CIFAR-10-like) dataset: Table 1, Fig. 3-9
@@ -33,6 +33,8 @@ SCHEMA = {
     "js_n_per_class": ListOf(Int(min=2), min_len=2),  # paper: 6 of class 0, 4 of class 1
     "js_bins": Int(min=2, max=1024),
     "js_draws": Int(min=1),  # extra seeded draws of the 6+4 images (the paper reports one draw)
+    # Fig. 5: random-weight networks with a trained final layer (cbir.models.cifar_nets)
+    "random_nets": ListOf(Choice("resnet18", "vgg16", "densenet40"), min_len=1),
     # Fig. 8/9: trained CNN and RDCNN + MLP
     "cnn_epochs": Int(min=1),
     "cnn_batch_size": Int(min=1),
