@@ -271,7 +271,7 @@ def protocol_text(kind: str, **f) -> str:
     if kind == "js":
         pair = (f"{f['pair'][0]} vs {f['pair'][1]}" if f.get("pair")
                 else f"class indices {f['classes'][0]} vs {f['classes'][1]} (no class names)")
-        draws = f"{f['draws']} draw" + ("" if f["draws"] == 1 else f"s (mean)")
+        draws = f"{f['draws']} draw" + ("" if f["draws"] == 1 else "s (mean)")
         return (f"avgJS(c0,c1) / (avgJS(c0,c0) + avgJS(c1,c1)) of per-image value histograms, {pair}, "
                 f"{f['n'][0]}+{f['n'][1]} random images, {draws}")
     if kind == "knn":
