@@ -13,6 +13,22 @@ convolution per kernel; the depthwise blocks use grouped convolution. Kernels ar
 exactly the first ``m`` features of any larger network with the same ``(k, b, seed)``: an m-sweep can
 compute the largest ``m`` once and slice.
 
+What we follow: the paper's text (Sec. 2.2) for the block, "a convolutional kernel followed by 2x2 average
+pooling with stride 2", one depthwise kernel per channel in blocks 2..b. The authors' released code
+(github.com/xyzacademic/RandomDepthwiseCNN, ``cifar10/random_hp.py``, class ``Rh``) differs, and we take only
+some of it:
+
+* taken: N(0, 1) weights *and* biases; images in [0, 1] (``ToTensor``, no normalisation); the depthwise
+  convolutions' padding ``(k - 1) // 2``.
+* not taken: its first convolution pads **1 for every k** (ours ``(k - 1) // 2``: k=5 gives 32x32 responses on
+  32 px input, the code 30x30); its block is **pool -> depthwise conv -> sign -> depthwise conv -> sign** (two
+  depthwise convolutions, pooling first, nothing pooled before the global average), applied ``--layers``
+  times after conv -> sign; ours is conv -> sign -> pool per block. How the paper's b maps to ``--layers`` is
+  not stated. sign(0) is 0 there (``torch.sign``), +1 here (probability 0 with a random bias).
+
+For b = 1 both reduce to the mean over positions of sign(w.p + bias) (ours over a 32x32 grid with
+``(k - 1) // 2`` padding, the code's over 30x30 at k=5 with padding 1).
+
 References
 ----------
 Y. Xue and U. Roshan, "Image classification and retrieval with random depthwise signed convolutional
@@ -33,6 +49,10 @@ SEED_CHUNK = 256
 
 _MAX_TILE_ELEMENTS = 2**23
 """Largest (images x positions x kernels) tile of block-1 responses held at once (32 MiB of float32)."""
+
+_B1_KERNEL_TILE = 128
+"""Kernels per matrix product in the one-block (b=1) path: one image's (L x tile) responses stay in cache
+(0.5 MiB at L=1024), so thresholding and counting them in place costs ~10 % of the product itself."""
 
 
 def sign_pm1(z: torch.Tensor) -> torch.Tensor:
@@ -73,11 +93,13 @@ class RandomDepthwiseSignNet(nn.Module):
     in_channels : {1, 3}, default 3
         Channels of the input images (3 = RGB).
     padding : {"same", "valid"}, default "same"
-        ``"same"`` pads ``(k - 1) // 2`` zeros like the authors' released code (it keeps deep/large-k
-        settings such as k=7, b=3 valid on 32x32 images); ``"valid"`` gives the ``(p - k + 1)`` output of
-        the paper's Sec. 2.2 text.
+        ``"same"`` pads ``(k - 1) // 2`` zeros in every block (the released code does so in its depthwise
+        blocks but pads its first convolution by 1 for every k; see the module docstring). It keeps deep or
+        large-k settings such as k=7, b=3 valid on 32x32 images. ``"valid"`` gives the ``(p - k + 1)``
+        output of the paper's Sec. 2.2 text.
     bias : bool, default True
-        Add an N(0, 1) bias to every kernel (random affine hyperplanes, as in the released code).
+        Add an N(0, 1) bias to every kernel (random affine hyperplanes, as in the released code; the paper's
+        text gives no bias).
     batch_size : int, default 256
         Images processed per step in :meth:`transform`.
     kernel_chunk : int, default 2048
@@ -108,7 +130,7 @@ class RandomDepthwiseSignNet(nn.Module):
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels={in_channels!r} must be 1 (grayscale) or 3 (RGB)")
         if padding not in ("same", "valid"):
-            raise ValueError(f"padding={padding!r} must be 'same' (released code) or 'valid' (paper text)")
+            raise ValueError(f"padding={padding!r} must be 'same' ((k-1)//2 per block) or 'valid' (paper text)")
         if seed < 0:
             raise ValueError(f"seed={seed} must be >= 0")
         self.k, self.b, self.m, self.seed = int(k), int(b), int(m), int(seed)
@@ -198,6 +220,23 @@ class RandomDepthwiseSignNet(nn.Module):
         w = self.w1[lo:hi].T  # (C*k*k, mc)
         thr = -self.b1[lo:hi]  # w.p + bias >= 0  <=>  w.p >= -bias
         out = torch.empty(B, mc, dtype=x.dtype, device=x.device)
+        if self.b == 1 and (He, We) == (Ho, Wo):
+            # avg-pool then global average == mean of the sign map: count(w.p + bias >= 0) per kernel. The
+            # bias rides in the product (a ones column on the patches, a bias row on the kernels); per image
+            # and tile of kernels the (L, tile) responses land in a cache-resident buffer, are thresholded in
+            # place and summed over positions.
+            L = Ho * Wo
+            ones = torch.ones(B, L, 1, dtype=x.dtype, device=x.device)
+            pa = torch.cat([patches, ones], 2)  # (B, L, C*k*k + 1)
+            wa = torch.cat([w, self.b1[lo:hi][None]], 0)  # (C*k*k + 1, mc)
+            t = min(_B1_KERNEL_TILE, mc)
+            buf = torch.empty(L, t, dtype=x.dtype, device=x.device)
+            for i in range(B):  # loop over images and kernel tiles; each step is one BLAS product
+                for j in range(0, mc, t):
+                    e = min(mc, j + t)
+                    z = torch.mm(pa[i], wa[:, j:e], out=buf[:, :e - j])
+                    torch.sum(z.ge_(0.0), 0, out=out[i, j:e])
+            return out.mul_(2.0 / float(L)).sub_(1.0)
         step = max(1, _MAX_TILE_ELEMENTS // max(1, Ho * Wo * mc))
         for s in range(0, B, step):  # tiles of images
             z = patches[s:s + step] @ w  # (bs, L, mc)
