@@ -178,3 +178,40 @@ def test_topk_correct_and_svm_per_image():
     assert "correct" not in plain
     assert 100 * per.pop("correct")[1].mean() == pytest.approx(plain["test_acc_pct"])
     assert per == pytest.approx(plain)
+
+
+STL = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+
+
+def test_extra_datasets_rows_match_the_paper_at_full_scale():
+    rng = np.random.default_rng(3)
+    c100 = {kb: {1: rng.random(10000) < 0.5, 2: rng.random(10000) < 0.6} for kb in xp.extra_settings("cifar100")}
+    tab = pd.DataFrame([{"dataset": "cifar100", "k": k, "b": b, "m": 100000, "test_acc_pct": 100 * c[1].mean(),
+                         "top2_pct": 100 * c[2].mean()} for (k, b), c in c100.items()])
+    rows = xp.extra_rows("cifar100", tab, c100, dataset="cifar100", n_train=50000)
+    assert [r.claim for r in rows] == [f"Table 1 CIFAR-100 accuracy k={k}, b={b}" for k, b in xp.TABLE1_KB]
+    assert [r.reported for r in rows] == [51.8, 51.9, 53.3, 47.5]
+    assert all(r.mismatched == [] for r in rows)
+    s = {(3, 3): {1: rng.random(8000) < 0.6, 2: rng.random(8000) < 0.8}}
+    tab = pd.DataFrame([{"dataset": "stl10", "k": 3, "b": 3, "m": 100000, "test_acc_pct": 60.0,
+                         "top2_pct": 100 * s[(3, 3)][2].mean()}])
+    (r,) = xp.extra_rows("stl10", tab, s, dataset="stl10", n_train=5000)
+    assert r.reported == 85 and r.mismatched == [] and r.ours == pytest.approx(100 * s[(3, 3)][2].mean())
+    # a smaller subset and m: the scale and model axes say so
+    (r,) = xp.extra_rows("stl10", tab.assign(m=1000), s, dataset="stl10", n_train=200)
+    assert axes(r) == {"scale", "model"} and r.verdict == "not comparable"
+    with pytest.raises(ValueError, match="cifar100 or stl10"):
+        xp.extra_settings("svhn")
+
+
+def test_stl10_js_rows_use_the_stl10_setting_and_names():
+    P = params.load("paper", "rdcnn")
+    pairs = xp.js_class_pairs(STL, P.js_pairs)
+    assert [(p["c0"], p["c1"]) for p in pairs] == [(0, 1), (0, 6)]  # the paper's STL-10 indices
+    rng = np.random.default_rng(4)
+    js = pd.DataFrame([{"space": sp, "c0": p["c0"], "c1": p["c1"], "n0": 6, "n1": 4, "ratio": r + 0.01 * rng.standard_normal(),
+                        "draw": d} for p in pairs for d in range(1) for sp, r in (("input pixels", 0.5), ("RDCNN features", 0.6))])
+    P1 = params.load("paper", "rdcnn", {"js_draws": 1})
+    rows = {r.claim: r for r in xp.js_rows(js, pairs, P=P1, dataset="stl10", net=(3, 3, 100000))}
+    assert rows["JS ratio airplane/bird, RDCNN features"].mismatched == []
+    assert rows["JS ratio airplane/horse, input pixels"].mismatched == []

@@ -445,17 +445,18 @@ def js_class_pairs(classes: list[str], configured: list) -> list[dict]:
     return out
 
 
-def js_rows(js, pairs: list[dict], *, P, dataset: str) -> list:
+def js_rows(js, pairs: list[dict], *, P, dataset: str, net: tuple[int, int, int] | None = None) -> list:
     """Sec. 3.3 rows: the JS ratio per pair and space (value rows) and "higher after the network" (direction:
     ratio(RDCNN) - ratio(pixels), interval over the seeded draws of the paired per-draw differences).
 
     js : DataFrame ``space, c0, c1, n0, n1, ratio, draw`` (spaces ``input pixels``, ``RDCNN features``);
-    pairs : :func:`js_class_pairs`.
+    pairs : :func:`js_class_pairs`; net : ``(k, b, m)`` of the features (default the headline ``P.k, P.b, P.m``).
     """
     from cbir import report, reported
 
     rows = []
-    rd = model_text("rdcnn", k=P.k, b=P.b, m=P.m)
+    k, b, m = net or (P.k, P.b, P.m)
+    rd = model_text("rdcnn", k=k, b=b, m=m)
     px = model_text("pixels")
     for p in pairs:
         g = js[(js.c0 == p["c0"]) & (js.c1 == p["c1"])]
@@ -585,14 +586,16 @@ def retrieval_rows(per_query: dict, *, P, dataset: str, n_database: int, k_value
         note=f"k in {list(k_values)}; runner-up: {best}")]
 
 
-def augmentation_rows(cos, *, P, dataset: str) -> list:
+def augmentation_rows(cos, *, P, dataset: str, net: tuple[int, int, int] | None = None) -> list:
     """Fig. 7: flips/rotations stay closer to the original than cutout (direction; effect = the worst
     geometric augmentation's mean cosine minus cutout's, paired bootstrap over images).
 
-    cos : DataFrame ``augmentation, cosine`` with the images in the same order for every augmentation.
+    cos : DataFrame ``augmentation, cosine`` with the images in the same order for every augmentation;
+    net : ``(k, b, m)`` of the features (default the headline ``P.k, P.b, P.m``).
     """
     from cbir import intervals, report
 
+    k, b, m = net or (P.k, P.b, P.m)
     per = {a: g.cosine.to_numpy(float) for a, g in cos.groupby("augmentation", sort=False)}
     geo = [a for a in per if a != "cutout"]
     worst = min(geo, key=lambda a: float(np.mean(per[a] - per["cutout"])))
@@ -601,6 +604,75 @@ def augmentation_rows(cos, *, P, dataset: str) -> list:
     return [report.direction_row(
         "flips/rotations closer to the original than cutout", "Fig. 7 / Sec. 3.5", float(d.mean()),
         interval=intervals.bootstrap_mean(d), interval_kind=f"paired bootstrap over {d.size} images",
-        setting=_ours(dataset, {"images": int(d.size)}, model_text("rdcnn", k=P.k, b=P.b, m=P.m), proto),
+        setting=_ours(dataset, {"images": int(d.size)}, model_text("rdcnn", k=k, b=b, m=m), proto),
         paper=_paper("fig7_stl10_aug"), metric="mean cosine: worst flip/rotation minus cutout",
         note=f"worst geometric: {worst}; medians " + "; ".join(f"{a} {np.median(v):.3f}" for a, v in per.items()))]
+
+
+# ============================================================================ CIFAR-100 / STL-10 (runs when present)
+#: Table 2: the (k, b) the paper used per benchmark; Sec. 2.3: liblinear C per benchmark.
+TABLE2 = {"mnist": (7, 1), "cifar10": (5, 1), "cifar100": (5, 1), "stl10": (3, 3), "mini_imagenet": (5, 2)}
+SVM_C = {"mnist": 0.01, "cifar10": 0.5, "cifar100": 0.5, "stl10": 0.5, "mini_imagenet": 0.01}
+#: Table 1's (k, b) settings (CIFAR-10 and CIFAR-100).
+TABLE1_KB = ((3, 1), (3, 2), (5, 1), (5, 2))
+
+
+def extra_settings(name: str) -> list[tuple[int, int]]:
+    """The (k, b) settings run on an extra benchmark: Table 1's four on CIFAR-100, Table 2's on STL-10."""
+    if name == "cifar100":
+        return list(TABLE1_KB)
+    if name in TABLE2:
+        return [TABLE2[name]]
+    raise ValueError(f"extra dataset {name!r}; use cifar100 or stl10 (torchvision layout)")
+
+
+def extra_dataset_eval(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+                       name: str, m: int, feat) -> tuple:
+    """Table 1 (CIFAR-100) / Table 2 and Fig. 6 (STL-10): RDCNN features at each setting of
+    :func:`extra_settings` and the paper's linear SVM (C of Sec. 2.3), top-1/2/3 from its decision values.
+
+    feat : callable ``(images, split_tag, k, b) -> (N, m) features`` (cached by the notebook).
+
+    Returns
+    -------
+    (DataFrame ``dataset, k, b, m, train_acc_pct, test_acc_pct, top1_pct, top2_pct, top3_pct``,
+    dict ``(k, b) -> {k_top: bool (N_test,)}``).
+    """
+    import pandas as pd
+
+    table, correct = [], {}
+    for k, b in extra_settings(name):
+        r = svm_eval(feat(x_train, "train", k, b), y_train, feat(x_test, "test", k, b), y_test, SVM_C[name],
+                     per_image=True)
+        correct[(k, b)] = r.pop("correct")
+        table.append({"dataset": name, "k": k, "b": b, "m": m, **r})
+    return pd.DataFrame(table), correct
+
+
+def extra_rows(name: str, table, correct: dict, *, dataset: str, n_train: int) -> list:
+    """Value rows of an extra benchmark: Table 1 CIFAR-100 accuracies per (k, b); STL-10 top-2 (85 %, Sec. 3.5).
+
+    table, correct : :func:`extra_dataset_eval`; dataset : the loaded dataset's name.
+    """
+    from cbir import report, reported
+
+    rows = []
+    for r in table.itertuples():
+        k, b, m = int(r.k), int(r.b), int(r.m)
+        c = correct[(k, b)]
+        scale = {"train": n_train, "test": int(np.asarray(c[1]).size)}
+        model = model_text("rdcnn", k=k, b=b, m=m)
+        if name == "cifar100":
+            ref = reported.get(PAPER, "Table 1", "cifar100", f"k={k},b={b},m=100000", "accuracy_pct")
+            iv, ivk = _wilson(c[1])
+            rows.append(report.value_row(f"Table 1 CIFAR-100 accuracy k={k}, b={b}", ref, float(r.test_acc_pct),
+                                         interval=iv, interval_kind=ivk,
+                                         setting=_ours(dataset, scale, model, protocol_text("svm", C=SVM_C[name]))))
+        elif name == "stl10":
+            ref = reported.get(PAPER, "Sec. 3.5 / Abstract", "stl10", f"k={k},b={b},m=100000", "top2_accuracy_pct")
+            iv, ivk = _wilson(c[2])
+            rows.append(report.value_row("STL-10 top-2 accuracy of RDCNN", ref, float(r.top2_pct), interval=iv,
+                                         interval_kind=ivk, note="paper: '85%' (Sec. 3.5 / Abstract)",
+                                         setting=_ours(dataset, scale, model,
+                                                       protocol_text("svm", C=SVM_C[name], top=2))))
+    return rows

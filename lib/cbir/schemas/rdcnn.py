@@ -47,6 +47,11 @@ SCHEMA = {
     "query_index": Int(min=0),  # Fig. 9 query (index into the test split)
     # Fig. 7: augmentation cosine
     "aug_n_images": Int(min=1),
+    # CIFAR-100 (Table 1) and STL-10 (Table 2, Sec. 3.3, 3.5): run when the data is on disk (torchvision layout)
+    "extra_datasets": ListOf(Choice("cifar100", "stl10")),
+    "extra_m": Int(min=1, max=200000),
+    "extra_n_train_per_class": Optional(Int(min=2)),  # null = whole split
+    "extra_n_test_per_class": Optional(Int(min=1)),
     # compute
     "batch_size": Int(min=1),
     "kernel_chunk": Int(min=1),
@@ -66,4 +71,17 @@ CHECKS = [_m_within_sweep,
           fits_dataset("dataset", "train", per_class=["n_train_per_class", "grid_n_train_per_class"]),
           fits_dataset("dataset", "test", per_class=["n_test_per_class", "grid_n_test_per_class"]),
           fits_dataset("dataset2", "train", per_class=["dataset2_n_train_per_class"]),
-          fits_dataset("dataset2", "test", per_class=["dataset2_n_test_per_class"])]
+          fits_dataset("dataset2", "test", per_class=["dataset2_n_test_per_class"]),
+          *(fits_dataset(f"_extra_{name}", split, per_class=[f"extra_n_{split}_per_class"])
+            for name in ("cifar100", "stl10") for split in ("train", "test"))]
+
+
+def _with_extra_names(check):
+    """Run a ``fits_dataset`` check of an extra dataset only when it is listed in ``extra_datasets``."""
+    def run(v):
+        names = {f"_extra_{n}": n for n in v.get("extra_datasets") or []}
+        return check({**v, **names})
+    return run
+
+
+CHECKS = CHECKS[:5] + [_with_extra_names(c) for c in CHECKS[5:]]
