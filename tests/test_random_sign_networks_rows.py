@@ -215,3 +215,11 @@ def test_stl10_js_rows_use_the_stl10_setting_and_names():
     rows = {r.claim: r for r in xp.js_rows(js, pairs, P=P1, dataset="stl10", net=(3, 3, 100000))}
     assert rows["JS ratio airplane/bird, RDCNN features"].mismatched == []
     assert rows["JS ratio airplane/horse, input pixels"].mismatched == []
+
+
+def test_n_queries_must_fit_the_capped_test_split():
+    from cbir.params import ParamsError
+
+    with pytest.raises(ParamsError, match=r"n_queries=151 but digits \[test\] with n_test_per_class=15 holds 150"):
+        params.load("smoke", "rdcnn", {"n_queries": 151})
+    assert params.load("smoke", "rdcnn", {"n_queries": 150}).n_queries == 150

@@ -70,6 +70,7 @@ def _m_within_sweep(v):
 CHECKS = [_m_within_sweep,
           fits_dataset("dataset", "train", per_class=["n_train_per_class", "grid_n_train_per_class"]),
           fits_dataset("dataset", "test", per_class=["n_test_per_class", "grid_n_test_per_class"]),
+          fits_dataset("dataset", "test", total=["n_queries"], capped_by="n_test_per_class"),
           fits_dataset("dataset2", "train", per_class=["dataset2_n_train_per_class"]),
           fits_dataset("dataset2", "test", per_class=["dataset2_n_test_per_class"]),
           *(fits_dataset(f"_extra_{name}", split, per_class=[f"extra_n_{split}_per_class"])
@@ -84,4 +85,4 @@ def _with_extra_names(check):
     return run
 
 
-CHECKS = CHECKS[:5] + [_with_extra_names(c) for c in CHECKS[5:]]
+CHECKS = CHECKS[:6] + [_with_extra_names(c) for c in CHECKS[6:]]
