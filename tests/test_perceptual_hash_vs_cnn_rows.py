@@ -88,7 +88,8 @@ CNN = ["best CNN layer, cosine: max F, all modifications (2,500 images)",
        "best CNN layer, cosine: radius of max F (1 - cos)"]
 RADIUS = ["best CNN layer, cosine: radius of max F (1 - cos)"]  # a grid point: no interval
 DIRECTIONS = ["CNN features beat the DCT hash (F gain)", "cosine beats Euclidean on CNN features",
-              *[f"{h} hash: F falls with {w} strength" for h in ("DCT", "MH", "RV") for w in ("rotation", "crop")]]
+              *[f"{h} hash: F falls with {w} strength" for h in ("DCT", "MH", "RV") for w in ("rotation", "crop")],
+              *[f"{h} hash: robust to blur/JPEG/gray/resize, not to crop/rotate (Fig. 4)" for h in ("DCT", "MH", "RV")]]
 BREAKS = ["DCT hash breaks above ~2 degrees", "DCT hash breaks above ~5% crop"]
 
 
@@ -174,3 +175,22 @@ def test_table3_radius_row_is_in_one_minus_cos(built):
     r = rows[RADIUS[0]]
     assert (r.metric, r.reported, r.ours) == ("radius_one_minus_cos", 0.51, 0.1)
     assert r.lo is None and r.hi is None
+
+
+def test_fig4_row_is_the_paired_robust_minus_not_robust_margin():
+    """Fig. 4: hand-made 64-bit codes; blur/gray leave the code, crop/rotate move it next to the other image."""
+    P = cbir.params.load("smoke", "phash")
+    z, o = np.zeros((1, 8), np.uint8), np.full((1, 8), 255, np.uint8)
+    base = np.concatenate([z, o])
+    mods = {"blur": base, "gray": base, "crop": base[::-1], "rotate": base[::-1]}
+    enc = {"dct": xp.Encoded(base, mods, np.zeros((0, 8), np.uint8), "hamming", 64)}
+    sets = SimpleNamespace(n_base=2, nonindexed=[], modifications=tuple(mods))
+    rows = xp.paper_rows(P, dataset="sample_photos", sets=sets, enc_hash=enc, hash_curves={}, hash_fq={},
+                         sweep_fq={}, backbone=SimpleNamespace(name="x", source="random"),
+                         cnn={"stages": {}, "single": None, "cos_vs_l2": None})
+    (row,) = rows
+    # blur, gray: F = 1 at radius 0; crop, rotate: the swapped code finds only the other image (F = 0)
+    # until the radius reaches it; the DCT grid stays below 1, so F = 0: margin 1 per query
+    assert row.claim.startswith("DCT hash: robust") and row.kind == "direction"
+    assert (row.ours, row.lo, row.hi) == (1.0, 1.0, 1.0)
+    assert row.note.startswith("robust: blur, gray; not robust: crop, rotate")

@@ -240,3 +240,22 @@ def test_sweep_grids_are_the_authors_then_ours():
     g = ris.sweep_grids(cbir.params.load("medium", "phash"))
     assert list(g) == ["rotate", "crop", "compr", "blur", "resize"]
     assert g["rotate"] == [0, 1, 2, 3, 4, 5] and g["crop"] == [0, 0.04, 0.08, 0.10, 0.12, 0.16, 0.20]
+
+
+def test_per_modification_f_is_per_query_at_the_best_radius(toy):
+    # blur: mod0 finds base0 at 1 bit; mod1 is 4 bits from both bases. Mean F over radii [0, 1/8, 4/8]:
+    # 0, 0.5, (1 + 2/3) / 2 -> best radius 4/8, per-query F there: 1 and 2/3 (P = 1/2, R = 1)
+    fq = ris.per_modification_f(toy, [0.0, 1 / 8, 4 / 8])
+    assert list(fq) == ["blur"]
+    np.testing.assert_allclose(fq["blur"], [1.0, 2 / 3])
+
+
+def test_break_strength_follows_the_strength_direction():
+    sweep = pd.DataFrame({"strength": [90.0, 50.0, 10.0], "max_f": [0.95, 0.7, 0.5]})  # JPEG quality
+    assert ris.stronger_when("compr") == "lower" and ris.stronger_when("rotate") == "higher"
+    assert ris.break_strength(sweep, 0.8, ris.stronger_when("compr")) == 50.0  # from q=90 down
+    assert ris.break_strength(sweep, 0.8) == 10.0  # read as if larger were stronger: the misreading
+    with pytest.raises(ValueError, match="stronger='up'"):
+        ris.break_strength(sweep, 0.8, "up")
+    with pytest.raises(ValueError, match="modification='warp'"):
+        ris.stronger_when("warp")

@@ -71,6 +71,9 @@ __all__ = [
     "encode_hashes",
     "encode_cnn",
     "break_strength",
+    "stronger_when",
+    "STRONGER_WHEN",
+    "per_modification_f",
     "best_index",
     "dataset_id",
     "weights_text",
@@ -551,6 +554,19 @@ def max_f(curve: pd.DataFrame) -> pd.Series:
     return curve.iloc[best_index(curve)]
 
 
+def per_modification_f(enc: Encoded, radii: Sequence[float], empty_precision: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-query F1 at each single modification's best radius (Fig. 4 / Sec. 5.3.1): ``{modification: (N,)}``.
+
+    The radius is the one of max mean F (:func:`best_index`) of that modification; query ``i`` of every
+    modification is base image ``i``, so the arrays are paired across modifications.
+    """
+    out = {}
+    for m in enc.modified:
+        curve, fq = ris_single_modification(enc, m, radii, empty_precision, return_per_query=True)
+        out[m] = np.asarray(fq, np.float64)[:, best_index(curve)]
+    return out
+
+
 def ris_per_modification(
     enc: Encoded, radii: Sequence[float], include_base: bool = True, empty_precision: float = 1.0
 ) -> pd.DataFrame:
@@ -826,9 +842,29 @@ def encode_cnn(
     return configs
 
 
-def break_strength(sweep: pd.DataFrame, threshold: float) -> float:
-    """First swept strength whose max F falls below ``threshold`` (NaN if it never does)."""
-    s = sweep.sort_values("strength")
+#: Direction of each modification's strength parameter: ``"higher"`` = a larger value is a stronger
+#: modification (degrees, crop fraction, blur sigma); ``"lower"`` = a smaller value is stronger (JPEG quality,
+#: resize factor).
+STRONGER_WHEN: dict[str, str] = {"rotate": "higher", "crop": "higher", "blur": "higher", "compr": "lower",
+                                 "resize": "lower"}
+
+
+def stronger_when(modification: str) -> str:
+    """``"higher"`` or ``"lower"``: which end of ``modification``'s parameter is the stronger change."""
+    if modification not in STRONGER_WHEN:
+        raise ValueError(f"modification={modification!r} has no strength direction; known: {sorted(STRONGER_WHEN)}")
+    return STRONGER_WHEN[modification]
+
+
+def break_strength(sweep: pd.DataFrame, threshold: float, stronger: str = "higher") -> float:
+    """First swept strength, from the weakest towards the strongest, whose max F falls below ``threshold``.
+
+    ``stronger`` : ``"higher"`` (a larger parameter is stronger: degrees, crop, blur) or ``"lower"`` (JPEG
+    quality, resize factor), see :func:`stronger_when`. NaN if it never falls below within the sweep.
+    """
+    if stronger not in ("higher", "lower"):
+        raise ValueError(f"stronger={stronger!r}; use 'higher' or 'lower'")
+    s = sweep.sort_values("strength", ascending=stronger == "higher")
     below = s[s["max_f"] < threshold]
     return float(below["strength"].iloc[0]) if len(below) else float("nan")
 
@@ -1052,6 +1088,26 @@ def paper_rows(P: Any, *, dataset: str, sets: RISImageSets, enc_hash: dict[str, 
                                           empty_precision=P.empty_precision)),
             note="paper: 'about 60%'; more base images add near-collisions and lower F"))
 
+    # -- Fig. 4 / Sec. 5.3.1: robust to blur, JPEG, gray, resize; not robust to crop and rotate
+    for n in ("dct", "mh", "rv"):
+        if n not in enc_hash:
+            continue
+        fq = per_modification_f(enc_hash[n], default_radii(enc_hash[n], n), P.empty_precision)
+        strong = [m for m in FIG4_ROBUST if m in fq]
+        weak = [m for m in FIG4_NOT_ROBUST if m in fq]
+        if not strong or not weak:
+            continue
+        d = np.mean([fq[m] for m in strong], axis=0) - np.mean([fq[m] for m in weak], axis=0)
+        rows.append(report.direction_row(
+            f"{n.upper()} hash: robust to blur/JPEG/gray/resize, not to crop/rotate (Fig. 4)",
+            "Fig. 4, Sec. 5.3.1 text", float(d.mean()),
+            interval=intervals.bootstrap_mean(d, **boot), interval_kind=f"paired bootstrap over {len(d)} queries",
+            setting=setting({"base": N}, hash_model(n, enc_hash[n]),
+                            protocol_text("single", DISTANCE_WORDS[enc_hash[n].metric],
+                                          empty_precision=P.empty_precision, statistic=FIG4_STATISTIC)),
+            paper=reported.setting(R, f"fig4_{n}"), metric="F1 margin (robust - not robust modifications)",
+            note=f"robust: {', '.join(strong)}; not robust: {', '.join(weak)}; positive = the paper's ordering"))
+
     # -- hashes against swept rotation / crop (Sec. 5.3.1 text): break strength (value) and trend (direction)
     for mod, metric, unit, what in (("rotate", "break_rotation_deg", 1.0, "2 degrees"),
                                     ("crop", "break_crop_pct", 100.0, "5% crop")):
@@ -1159,6 +1215,12 @@ def paper_rows(P: Any, *, dataset: str, sets: RISImageSets, enc_hash: dict[str, 
             note=f"screening stage 1; {cv['cosine']['config']} vs {cv['l2']['config']}"))
     return rows
 
+
+#: Fig. 4's grouping (Sec. 5.3.1 text): modifications the hashes resist, and those they do not.
+FIG4_ROBUST: tuple[str, ...] = ("blur", "compr", "gray", "resize")
+FIG4_NOT_ROBUST: tuple[str, ...] = ("crop", "rotate")
+FIG4_STATISTIC = ("mean over blur, JPEG, gray, resize minus mean over crop, rotate of the per-query F1, "
+                  "each modification at its own best radius")
 
 _GAIN_STATISTIC = ("paired per-query F1 difference on the indexed queries, each method at its best radius "
                    "(hash radius chosen {} the non-indexed queries)")
