@@ -59,3 +59,48 @@ def test_images_to_tensor_and_predict():
     assert t.shape == (2, 3, 4, 4) and torch.allclose(t, torch.ones_like(t))
     out = predict(nn.Flatten(), t, batch_size=1)
     assert out.shape == (2, 48)
+
+
+def test_patience_stops_early_and_keeps_best():
+    x, y = _toy()
+    # a constant validation score never improves after epoch 1: patience 2 stops after epoch 3
+    res = fit(_model(), (x[:80], y[:80]), epochs=10, batch_size=16, seed=0, optimizer=_opt,
+              val_data=(x[80:], y[80:]), val_metric=lambda m, d: 0.5, patience=2, progress=False)
+    assert list(res.history["epoch"]) == [1, 2, 3]
+    assert res.best_epoch == 1 and res.extra["stopped_by"] == "patience"
+    full = fit(_model(), (x[:80], y[:80]), epochs=3, batch_size=16, seed=0, optimizer=_opt,
+               val_data=(x[80:], y[80:]), val_metric=lambda m, d: 0.5, progress=False)
+    assert full.extra["stopped_by"] == "epochs"
+    for a, b in zip(full.model.state_dict().values(), res.model.state_dict().values()):
+        torch.testing.assert_close(a, b)  # both hold the epoch-1 weights
+
+
+def test_patience_resumes_from_checkpoint(tmp_path):
+    x, y = _toy()
+    kw = dict(epochs=10, batch_size=16, seed=0, optimizer=_opt, val_data=(x[80:], y[80:]),
+              val_metric=lambda m, d: 0.5, patience=2, progress=False, ckpt_dir=tmp_path)
+    part = fit(_model(), (x[:80], y[:80]), stop_after=2, **kw)
+    assert part.extra["stopped_by"] == "interrupted"
+    res = fit(_model(), (x[:80], y[:80]), **kw)
+    assert res.resumed_from == 2 and len(res.history) == 3 and res.extra["stopped_by"] == "patience"
+
+
+def test_epoch_metrics_become_history_columns():
+    x, y = _toy()
+    calls = []
+
+    def extra(m):
+        calls.append(m.training)
+        return {"test_loss": float(len(calls))}
+
+    res = fit(_model(), (x, y), epochs=3, batch_size=16, seed=0, optimizer=_opt, epoch_metrics=extra,
+              progress=False)
+    assert list(res.history["test_loss"]) == [1.0, 2.0, 3.0]
+    assert res.extra["stopped_by"] == "epochs"
+
+
+def test_patience_needs_validation_data():
+    x, y = _toy()
+    import pytest
+    with pytest.raises(ValueError, match="patience=2 needs val_data"):
+        fit(_model(), (x, y), epochs=3, batch_size=16, seed=0, optimizer=_opt, patience=2, progress=False)

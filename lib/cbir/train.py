@@ -88,7 +88,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         ckpt_dir: str | Path | None = None, desc: str = "train", device: torch.device | str | None = None,
         progress: bool = True, logits_fn: Callable[[Any], torch.Tensor] = default_logits,
-        stop_after: int | None = None, restore_best: bool = True) -> FitResult:
+        stop_after: int | None = None, restore_best: bool = True, patience: int | None = None,
+        epoch_metrics: Callable[[nn.Module], dict[str, float]] | None = None) -> FitResult:
     """Train ``model`` for ``epochs`` epochs of mini-batch gradient descent.
 
     Parameters
@@ -112,15 +113,25 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
         With ``val_data``: load the weights of the best validation epoch at the end. ``False`` keeps the
         last epoch's weights and records ``val_score`` per epoch as a monitor only (e.g. a learning curve on
         the test split, which must not select the model).
+    patience : int, optional
+        Early stopping (needs ``val_data``): stop once the validation score has not improved for
+        ``patience`` consecutive epochs; ``epochs`` stays the cap. ``None`` (default) trains all epochs.
+        ``result.extra["stopped_by"]`` says which came first: ``"patience"`` or ``"epochs"``.
+    epoch_metrics : callable(model) -> dict of floats, optional
+        Called after every epoch (after the validation score); its items become extra history columns
+        (e.g. validation and test loss for a Fig.-5.3-style plot). They never select the model.
 
     Returns
     -------
     FitResult
         ``history`` columns: epoch, train_loss, train_acc, val_score, seconds. With ``val_data`` (and
-        ``restore_best``) the model holds the weights of the best validation epoch.
+        ``restore_best``) the model holds the weights of the best validation epoch (also when stopped by
+        ``patience``).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs={epochs} and batch_size={batch_size} must be >= 1")
+    if patience is not None and (patience < 1 or val_data is None):
+        raise ValueError(f"patience={patience} needs val_data and must be >= 1 (or None for no early stopping)")
     device = torch.device(device or "cpu")
     model.to(device)
     x_tr, y_tr = _tensor(train_data[0]), _tensor(train_data[1])
@@ -153,10 +164,15 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
 
     from tqdm.auto import tqdm
 
+    def _patience_hit(rows_: list[dict], best: int) -> bool:
+        return patience is not None and bool(rows_) and rows_[-1]["epoch"] - best >= patience
+
     done_here = 0
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs)
     for epoch in bar:
         if stop_after is not None and done_here >= stop_after:
+            break
+        if _patience_hit(rows, best_epoch):
             break
         t0 = time.perf_counter()
         torch.manual_seed(seed * 100003 + epoch)
@@ -190,6 +206,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
                 best_score, best_epoch = score, epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         row["seconds"] = time.perf_counter() - t0
+        if epoch_metrics is not None:
+            row.update({k: float(v) for k, v in epoch_metrics(model).items()})
         rows.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "train_acc", "val_score")})
         if ckpt is not None:
@@ -199,10 +217,14 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int, batch_size: int, see
                                "best_epoch": best_epoch, "best_state": best_state}, ckpt)
         done_here += 1
     bar.close()
-    finished = bool(rows) and rows[-1]["epoch"] == epochs
+    stopped_early = _patience_hit(rows, best_epoch)
+    finished = bool(rows) and (rows[-1]["epoch"] == epochs or stopped_early)
     if val_data is not None and best_state is not None and finished and restore_best:
         model.load_state_dict(best_state)
     if val_data is None:
         best_epoch = rows[-1]["epoch"] if rows else 0
-    hist = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "val_score", "seconds"])
-    return FitResult(model, hist, best_epoch, best_score, resumed_from)
+    cols = ["epoch", "train_loss", "train_acc", "val_score", "seconds"]
+    cols += [k for k in (rows[0] if rows else {}) if k not in cols]
+    hist = pd.DataFrame(rows, columns=cols)
+    extra = {"stopped_by": ("patience" if stopped_early else "epochs") if finished else "interrupted"}
+    return FitResult(model, hist, best_epoch, best_score, resumed_from, extra)
