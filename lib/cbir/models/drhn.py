@@ -152,10 +152,15 @@ class DRHN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He-normal (ReLU gain) for every conv/linear weight, zero biases, BN at (1, 0), as in Lasagne."""
+        """Initialisation of the authors' code (lepe92/DRHN, ``build_cnn``), exactly.
+
+        Convolutions: ``HeNormal(gain='relu')``, std ``sqrt(2 / fan_in)``. Hash and softmax layers:
+        ``DenseLayer(W=lasagne.init.HeNormal())``, whose default gain is 1, i.e. std ``sqrt(1 / fan_in)``
+        (not Lasagne's DenseLayer default GlorotUniform, and not the ReLU gain). Biases 0, BN at (1, 0).
+        """
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu" if isinstance(m, nn.Conv2d) else "linear")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -246,3 +251,33 @@ def mirror(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     flip = torch.rand(x.shape[0], generator=generator, device=x.device if generator is None else "cpu") < 0.5
     flip = flip.to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def pad_crop(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
+    """Pad-``pad`` random crop of the authors' code (``iterate_minibatches(augment=True)``), vectorised.
+
+    Each image is zero-padded by ``pad`` pixels per side (zero = the training mean, since inputs are
+    mean-subtracted) and cropped back to ``H x W`` at an offset drawn uniformly from ``0..2*pad`` per axis
+    (``np.random.random_integers(0, 8)`` for pad 4, both ends included).
+    """
+    n, c, h, w = x.shape
+    xp = nn.functional.pad(x, (pad, pad, pad, pad))
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(x.device)
+    rows = (off[:, 0:1] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (off[:, 1:2] + torch.arange(w, device=x.device))[:, None, None, :]
+    return xp[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
+              rows, cols]
+
+
+def mirror_crop(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`mirror` then :func:`pad_crop` (random flips and pad-4 crops)."""
+    return pad_crop(mirror(x, generator), generator)
+
+
+def with_mirrored_copies(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' ``load_data``: the training set followed by its left-right mirrored copy (2N images).
+
+    ``x`` uint8 NHWC (or any array whose axis 2 is the width), ``y`` labels; returns new arrays.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    return np.concatenate([x, x[:, :, ::-1]]), np.concatenate([y, y])
