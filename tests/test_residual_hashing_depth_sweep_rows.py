@@ -11,14 +11,14 @@ from cbir import report, reported
 from cbir.experiments import residual_hashing_depth_sweep as xp
 
 
-def _data(dataset, n_train, n_val, n_query, classes=10):
+def _data(dataset, n_train, n_val, n_query, classes=10, n_db=None):
     e = np.empty((0, 32, 32, 3), np.uint8)
     z = lambda n: np.arange(n, dtype=np.int64) % classes  # noqa: E731
-    return xp.SweepData(e, z(n_train), e, z(n_val), e, z(n_train + n_val), e, z(n_query),
+    return xp.SweepData(e, z(n_train), e, z(n_val), e, z(n_db or n_train + n_val), e, z(n_query),
                         [f"c{i}" for i in range(classes)], dataset, "fixture")
 
 
-def _sweep(P, n_query, gains=None, seed=0):
+def _sweep(P, n_query, gains=None, seed=0, stopped=None):
     """Cells of P's grid with per-query AP, correctness and timings; ``gains[(n, bits)]`` shifts the AP."""
     rng = np.random.default_rng(seed)
     rows, hists, ap, correct, code_ms = [], [], {}, {}, {}
@@ -31,7 +31,8 @@ def _sweep(P, n_query, gains=None, seed=0):
             code_ms[key] = 2.0 + rng.random(20)
             rows.append({"n": key[0], "bits": key[1], "test_acc_pct": 100 * correct[key].mean(),
                          "map_at_k_pct": 100 * ap[key].mean(), "sec_per_epoch": 3.0, "ms_per_code": 2.5,
-                         "timing_device": "CPU x86_64 x2 threads", "code_device": "CPU x86_64 x2 threads"})
+                         "timing_device": "CPU x86_64 x2 threads", "code_device": "CPU x86_64 x2 threads",
+                         "stopped_by": (stopped or {}).get(key, "patience"), "timing_batch": 1})
             hists.append(pd.DataFrame({"epoch": np.arange(1, epochs + 1), "seconds": 3.0 + rng.random(epochs),
                                        "n": key[0], "bits": key[1]}))
     return xp.SweepResult(pd.DataFrame(rows), pd.DataFrame(), pd.concat(hists, ignore_index=True), {}, {},
@@ -85,10 +86,14 @@ def test_medium_rows_mismatch_dataset_scale_budget_only():
 def test_paper_profile_matches_every_axis_of_accuracy_and_map_rows():
     P = cbir.params.load("paper", "drhn", {"depths": [1, 3], "bits": [12, 48], "showcase_n": 1, "showcase_bits": 12})
     gains = {(1, 48): 0.0, (3, 48): 0.0}
-    rows = _by_claim(xp.paper_rows(_sweep(P, 10000, gains), P, _data("cifar10", 45000, 5000, 10000)))
+    # the authors' recipe: all 50k training images, no validation split, 100k database codes (with mirrors)
+    rows = _by_claim(xp.paper_rows(_sweep(P, 10000, gains, stopped={k: "fixed" for k in [(1, 12), (1, 48), (3, 12), (3, 48)]}),
+                                   P, _data("cifar10", 50000, 0, 10000, n_db=100000)))
     for claim in ("DRHN-1 12 bits classification accuracy", "DRHN-3 48 bits retrieval mAP@1000 (thesis: mAP@1000)",
                   "deeper is better: DRHN-3 beats DRHN-1 at 12 bits (mAP gain)",
-                  "longer codes are better: 48 beat 12 bits at DRHN-3 (mAP gain)"):
+                  "longer codes are better: 48 beat 12 bits at DRHN-3 (mAP gain)",
+                  "deeper is better: DRHN-3 beats DRHN-1 at 48 bits (accuracy gain)",
+                  "longer codes are better: 48 beat 12 bits at DRHN-1 (accuracy gain)"):
         assert rows[claim].mismatched == [], (claim, rows[claim].mismatched)
     assert rows["DRHN-1 12 bits classification accuracy"].verdict == "differs"  # ~60 % vs 90.41 %
     # timings name the hardware: ours this CPU, the thesis its GPU
@@ -136,3 +141,27 @@ def test_show_names_the_mismatched_axes():
     assert shown["DRHN-1 12 bits retrieval mAP@1000 (thesis: mAP@1000)"] == "dataset, scale, budget"
     assert shown["DRHN-1 training time per epoch"] == "dataset, scale, protocol"
     assert shown["DRHN-15 has about 8 million parameters"] == ""
+
+
+def test_accuracy_directions_use_mcnemar_and_flag_under_trained_cells():
+    P = cbir.params.load("medium", "drhn")
+    sw = _sweep(P, 400, stopped={(3, 12): "epochs"})
+    sw.correct[(1, 12)] = np.zeros(400, bool)
+    sw.correct[(3, 12)] = np.r_[np.ones(40, bool), np.zeros(360, bool)]  # 40 right only under DRHN-3
+    rows = _by_claim(xp.paper_rows(sw, P, _data("cifar10_subset", 18000, 2000, 400)))
+    r = rows["deeper is better: DRHN-3 beats DRHN-1 at 12 bits (accuracy gain)"]
+    assert r.kind == "direction" and r.ours == pytest.approx(10.0)
+    # McNemar/Wald: d = 0.1, se = sqrt(40 - 1600/400)/400 = 0.015
+    assert (r.lo, r.hi) == pytest.approx((100 * (0.1 - 1.959964 * 0.015), 100 * (0.1 + 1.959964 * 0.015)), abs=1e-3)
+    assert r.verdict == "holds here" and "McNemar" in r.interval
+    assert "UNDER-TRAINED: DRHN-3 12 bits" in r.note
+    assert "UNDER-TRAINED" in rows["deeper is better: DRHN-3 beats DRHN-1 at 12 bits (mAP gain)"].note
+    assert "plateaued" in rows["deeper is better: DRHN-3 beats DRHN-1 at 48 bits (mAP gain)"].note
+
+
+def test_ms_per_code_row_is_the_median_with_min_max():
+    P = cbir.params.load("smoke", "drhn")
+    sw = _sweep(P, 200)
+    sw.code_ms[(1, 12)] = np.array([1.0, 2.0, 3.0, 10.0, 4.0])
+    r = _by_claim(xp.paper_rows(sw, P, _data("synthetic", 480, 120, 200)))["DRHN-1 12 bits time to generate one code"]
+    assert r.ours == 3.0 and (r.lo, r.hi) == (1.0, 10.0) and "batch 1, 1 thread" in r.interval

@@ -34,7 +34,12 @@ from cbir.models.drhn import DRHN, count_parameters, mirror, pixel_mean, to_tens
 
 #: Parameters that change a trained cell (everything else — e.g. plots — can change freely).
 TRAIN_KEYS = ("dataset", "image_size", "n_per_class_train", "val_fraction", "epochs", "batch_size", "lr",
-              "momentum", "weight_decay", "lr_drop_epochs", "lr_drop_factor", "augment", "seed")
+              "momentum", "weight_decay", "lr_drop_epochs", "lr_drop_factor", "augment", "seed", "patience")
+#: ``augment`` choices: per-batch transform, and whether an epoch is the originals + their mirrored copies
+#: (the authors' ``load_data``: 2N images per epoch). ``mirror_copies_crop`` is the authors' recipe.
+AUGMENTS = {"none": (None, False), "mirror": ("mirror", False), "crop": ("crop", False),
+            "mirror_crop": ("mirror_crop", False), "mirror_copies": (None, True),
+            "mirror_copies_crop": ("crop", True)}
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -76,15 +81,18 @@ class SweepData:
 def split_train_val(labels: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split of training indices into (train, validation), deterministic in ``seed``.
 
-    Each class keeps ``round(val_fraction * count)`` (at least 1) items for validation.
+    Each class keeps ``round(val_fraction * count)`` (at least 1) items for validation; ``val_fraction=0``
+    gives an empty validation split.
 
     Returns
     -------
     train_idx, val_idx : sorted int64 arrays that partition ``arange(len(labels))``.
     """
     labels = np.asarray(labels)
+    if val_fraction == 0:  # no validation split (the thesis' recipe: all training images, fixed epochs)
+        return np.arange(len(labels), dtype=np.int64), np.zeros(0, np.int64)
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction={val_fraction} must be in (0, 1); set drhn.val_fraction in params")
+        raise ValueError(f"val_fraction={val_fraction} must be 0 or in (0, 1); set drhn.val_fraction in params")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(labels))
     order = perm[np.argsort(labels[perm], kind="stable")]
@@ -109,7 +117,12 @@ def prepare_data(P: Mapping[str, Any], verbose: bool = True) -> SweepData:
     if not isinstance(tr.images, np.ndarray):
         raise TypeError(f"dataset {P['dataset']!r} has ragged images; set drhn.image_size so they are resized")
     itr, iva = split_train_val(tr.labels, float(P["val_fraction"]), int(P["seed"]))
-    return SweepData(tr.images[itr], tr.labels[itr], tr.images[iva], tr.labels[iva], tr.images, tr.labels,
+    x_db, y_db = tr.images, tr.labels
+    if P.get("database", "train") == "train_mirrored":  # the authors' code codes X_train incl. mirrored copies
+        from cbir.models.drhn import with_mirrored_copies
+
+        x_db, y_db = with_mirrored_copies(x_db, y_db)
+    return SweepData(tr.images[itr], tr.labels[itr], tr.images[iva], tr.labels[iva], x_db, y_db,
                      te.images, te.labels, list(tr.classes), P["dataset"], tr.source)
 
 
@@ -136,10 +149,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, drop_epochs: Sequence[int],
 
 def cell_params(P: Mapping[str, Any], n: int, bits: int, data: SweepData) -> dict[str, Any]:
     """Everything a trained cell depends on (the cache key)."""
-    out = {k: P[k] for k in TRAIN_KEYS}
+    out = {k: P.get(k) for k in TRAIN_KEYS}
     out.update(n=int(n), bits=int(bits), num_classes=data.num_classes,
                train_labels=data.y_train, val_labels=data.y_val, train_pixels=data.x_train, val_pixels=data.x_val,
-               model="DRHN-v1", code=cache.code_version(train_cell))
+               model="DRHN-v2", code=cache.code_version(train_cell))
     return out
 
 
@@ -156,6 +169,9 @@ class TrainedCell:
     timing_device: str
     mean: np.ndarray
     from_cache: bool
+    stopped_by: str = "epochs"
+    """``"patience"`` (validation loss stopped improving), ``"epochs"`` (the cap came first) or ``"fixed"``
+    (no validation split: all epochs, final weights)."""
 
 
 def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device: torch.device | None = None,
@@ -164,14 +180,19 @@ def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device:
     """Train DRHN-``n`` with ``bits`` hash units on ``data`` (or load it from the cache).
 
     Cross-entropy (Eq. 5.4), SGD with momentum and a step learning-rate schedule (:func:`make_optimizer`,
-    :func:`make_scheduler`), mirror augmentation, ``P['epochs']`` epochs. The weights kept are those of the
-    epoch with the best *validation* accuracy (the validation split is part of the training images).
+    :func:`make_scheduler`), augmentation ``P['augment']`` (:data:`AUGMENTS`), at most ``P['epochs']``
+    epochs. With a validation split the weights kept are those of the epoch with the lowest *validation*
+    loss (the thesis' criterion of Fig. 5.3, moved from the test to the validation split), and training
+    stops once it has not improved for ``P['patience']`` epochs (``None``: run all epochs). Per epoch the
+    history also records validation and test loss and accuracy (display only, never for selection).
+    Without a validation split (``val_fraction=0``) all epochs run and the final weights are kept.
     Checkpoints go to ``<cache>/drhn_ckpt-<key>/`` after every epoch, so a killed run resumes there.
     ``stop_after`` (epochs in this call) simulates an interruption: it raises ``InterruptedError``
     after saving the checkpoint; the next call resumes.
     """
+    from cbir.models.drhn import mirror_crop, pad_crop, with_mirrored_copies
     from cbir.runtime import describe_device
-    from cbir.train import fit
+    from cbir.train import fit, predict
 
     device = device or torch.device("cpu")
     cache_dir = Path(cache_dir or P.cache_dir)
@@ -184,34 +205,65 @@ def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device:
         model.load_state_dict(blob["state"])
         hist = pd.DataFrame({k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in blob["history"].items()})
         return TrainedCell(n, bits, model.to(device).eval(), hist, int(blob["best_epoch"]),
-                           float(blob["sec_per_epoch"]), str(blob["timing_device"]), mean, True)
+                           float(blob["sec_per_epoch"]), str(blob["timing_device"]), mean, True,
+                           str(blob.get("stopped_by", "epochs")))
     ckpt_dir = cache.artifact_path(cache_dir, "drhn_ckpt", params, "d")
     torch.manual_seed(int(P["seed"]))
     model = DRHN(n, bits, data.num_classes)  # re-created after seeding: initial weights depend on seed only
     opt = make_optimizer(model, float(P["lr"]), float(P["momentum"]), float(P["weight_decay"]))
+    aug_name = P.get("augment", "mirror")
+    if aug_name not in AUGMENTS:
+        raise ValueError(f"drhn.augment={aug_name!r}; use one of {sorted(AUGMENTS)}")
+    batch_aug, copies = AUGMENTS[aug_name]
+    x_tr, y_tr = data.x_train, data.y_train
+    if copies:
+        x_tr, y_tr = with_mirrored_copies(x_tr, y_tr)
+    augment = {None: None, "mirror": mirror, "crop": pad_crop, "mirror_crop": mirror_crop}[batch_aug]
+    has_val = len(data.y_val) > 0
+    patience = P.get("patience")
+    if patience is not None and not has_val:
+        raise ValueError(f"drhn.patience={patience} needs a validation split; set val_fraction > 0 or patience: null")
+    xv, yv = to_tensor(data.x_val, mean), torch.as_tensor(data.y_val)
+    xq, yq = to_tensor(data.x_query, mean), torch.as_tensor(data.y_query)
+    last: dict[str, float] = {}
+
+    def loss_acc(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        logits = torch.from_numpy(np.asarray(predict(m, x, 500)))
+        return float(nn.functional.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+    def val_score(m: nn.Module, d) -> float:  # higher is better: minus the validation loss
+        last["val_loss"], last["val_acc"] = loss_acc(m, *d)
+        return -last["val_loss"]
+
+    def epoch_metrics(m: nn.Module) -> dict[str, float]:
+        test_loss, test_acc = loss_acc(m, xq, yq)
+        out = {"val_loss": last.get("val_loss", np.nan), "val_acc": last.get("val_acc", np.nan)}
+        return {**out, "test_loss": test_loss, "test_acc": test_acc}
+
     t0 = time.perf_counter()
-    res = fit(model, (to_tensor(data.x_train, mean), torch.as_tensor(data.y_train)),
+    res = fit(model, (to_tensor(x_tr, mean), torch.as_tensor(y_tr)),
               loss_fn=nn.CrossEntropyLoss(), optimizer=opt, epochs=int(P["epochs"]),
               scheduler=lambda o: make_scheduler(o, P["lr_drop_epochs"], float(P["lr_drop_factor"])),
               batch_size=int(P["batch_size"]), seed=int(P["seed"]),
-              val_data=(to_tensor(data.x_val, mean), torch.as_tensor(data.y_val)),
-              augment=mirror if P["augment"] == "mirror" else None, ckpt_dir=ckpt_dir,
+              val_data=(xv, yv) if has_val else None, val_metric=val_score if has_val else None,
+              augment=augment, ckpt_dir=ckpt_dir, patience=patience, epoch_metrics=epoch_metrics,
               desc=f"DRHN-{n} {bits} bits", device=device, progress=progress, stop_after=stop_after)
     wall = time.perf_counter() - t0
     hist = res.history.reset_index(drop=True)
-    if len(hist) < int(P["epochs"]):  # stopped early on purpose (stop_after): nothing cached yet
+    stopped_by = res.extra.get("stopped_by", "epochs") if has_val else "fixed"
+    if stopped_by == "interrupted":  # stopped early on purpose (stop_after): nothing cached yet
         raise InterruptedError(f"DRHN-{n} {bits} bits stopped after epoch {len(hist)} of {P['epochs']}; "
                                f"rerun to resume from {ckpt_dir}")
     sec_per_epoch = float(hist["seconds"].mean()) if len(hist) else wall
-    model = res.model  # fit loaded the weights of the best validation epoch
+    model = res.model  # fit loaded the weights of the lowest-validation-loss epoch (final ones without val)
     best_epoch = int(res.best_epoch)
     cache.save_torch_atomic({"state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                              "history": {c: torch.tensor(hist[c].to_numpy(dtype=np.float64, copy=True))
                                          for c in hist.columns if pd.api.types.is_numeric_dtype(hist[c])},
                              "best_epoch": best_epoch, "sec_per_epoch": sec_per_epoch,
-                             "timing_device": describe_device(device)}, model_path)
+                             "timing_device": describe_device(device), "stopped_by": stopped_by}, model_path)
     return TrainedCell(n, bits, model.to(device).eval(), hist, best_epoch, sec_per_epoch,
-                       describe_device(device), mean, False)
+                       describe_device(device), mean, False, stopped_by)
 
 
 # ------------------------------------------------------------------------------------------- inference
@@ -231,34 +283,46 @@ def hash_activations(model: DRHN, images: np.ndarray, mean: np.ndarray, batch_si
 
 
 def code_times_ms(model: DRHN, images: np.ndarray, mean: np.ndarray, device: torch.device | None = None,
-                  warmup: int = 3) -> np.ndarray:
-    """Milliseconds to turn each image into its binary code (Table 5.5), one image per call.
+                  warmup: int = 3, batch_size: int = 1, repeats: int = 7, threads: int | None = 1) -> np.ndarray:
+    """Milliseconds per binary code (Table 5.5): ``repeats`` timed passes over ``images``.
 
-    Includes the uint8 -> tensor conversion, the forward pass to H and the thresholding (Eq. 4.7).
+    One pass codes every image in forward passes of ``batch_size`` images and includes the uint8 -> tensor
+    conversion, the forward pass to H and the thresholding (Eq. 4.7). ``warmup`` untimed passes come first.
+    ``threads`` (default 1) fixes torch's intra-op threads during the timing (restored afterwards), so a
+    shared machine's thread contention does not enter the numbers.
 
     Returns
     -------
-    ms : float64 array (len(images),), one timing per image (after ``warmup`` untimed calls).
+    ms : float64 array (repeats,), per pass: wall-clock milliseconds divided by ``len(images)``.
     """
+    if batch_size < 1 or repeats < 1 or warmup < 0 or len(images) == 0:
+        raise ValueError(f"batch_size={batch_size}, repeats={repeats} must be >= 1, warmup={warmup} >= 0 and "
+                         f"images non-empty ({len(images)})")
     device = device or next(model.parameters()).device
     model.eval()
-    times = []
-    for i in range(len(images) + warmup):
-        img = images[i % len(images)][None]
-        t0 = time.perf_counter()
-        code = model.codes(to_tensor(img, mean).to(device))
-        if device.type == "cuda":  # pragma: no cover - GPU only
-            torch.cuda.synchronize()
-        _ = code.cpu()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        times = []
+        for r in range(warmup + repeats):
+            t0 = time.perf_counter()
+            for s in range(0, len(images), batch_size):
+                code = model.codes(to_tensor(images[s:s + batch_size], mean).to(device))
+                if device.type == "cuda":  # pragma: no cover - GPU only
+                    torch.cuda.synchronize()
+                _ = code.cpu()
+            if r >= warmup:
+                times.append((time.perf_counter() - t0) / len(images))
+    finally:
+        torch.set_num_threads(old)
     return np.asarray(times, np.float64) * 1000.0
 
 
 def ms_per_code(model: DRHN, images: np.ndarray, mean: np.ndarray, device: torch.device | None = None,
-                warmup: int = 3) -> float:
-    """Median of :func:`code_times_ms` (milliseconds to generate one code, one image per call)."""
-    return float(np.median(code_times_ms(model, images, mean, device, warmup)))
+                warmup: int = 3, batch_size: int = 1, repeats: int = 7) -> float:
+    """Median of :func:`code_times_ms` (milliseconds to generate one code)."""
+    return float(np.median(code_times_ms(model, images, mean, device, warmup, batch_size, repeats)))
 
 
 def retrieval_eval(codes_db: np.ndarray, y_db: np.ndarray, codes_q: np.ndarray, y_q: np.ndarray,
@@ -363,17 +427,19 @@ def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None
             correct = ev["logits_q"].argmax(1) == data.y_query
             acc = float(correct.mean())
             ap = metrics.average_precision(rel[:, :k], denominator="retrieved")
-            times = code_times_ms(cell.model, timing_imgs, cell.mean, device)
+            times = code_times_ms(cell.model, timing_imgs, cell.mean, device, batch_size=int(P.get("timing_batch", 1)),
+                                  repeats=int(P.get("timing_repeats", 7)))
             hist = cell.history
-            val_col = "val_score" if "val_score" in hist.columns else None
             row = {"n": int(n), "bits": int(bits), "n_params": count_parameters(cell.model),
                    "depth_layers": 12 * int(n) + 3, "test_acc_pct": 100 * acc,
-                   "best_val_acc_pct": 100 * float(hist[val_col].max()) if val_col else np.nan,
-                   "best_epoch": cell.best_epoch,
+                   "best_val_acc_pct": _best_val_acc(hist, cell.best_epoch),
+                   "best_epoch": cell.best_epoch, "epochs_run": int(len(hist)), "stopped_by": cell.stopped_by,
                    "map_at_k_pct": 100 * metrics.map_at_k(rel, k, denominator="retrieved"),
                    **{f"p_at_{kk}_pct": 100 * v for kk, v in zip(ks, pk)},
                    "sec_per_epoch": cell.sec_per_epoch, "timing_device": cell.timing_device,
-                   "ms_per_code": float(np.median(times)),
+                   "ms_per_code": float(np.median(times)), "ms_per_code_q25": float(np.percentile(times, 25)),
+                   "ms_per_code_q75": float(np.percentile(times, 75)),
+                   "timing_batch": int(P.get("timing_batch", 1)), "timing_repeats": int(len(times)),
                    "code_device": describe_device(device), "from_cache": cell.from_cache}
             rows.append(row)
             curves.append(pd.DataFrame({"n": int(n), "bits": int(bits), "k": ks, "precision_pct": 100 * pk}))
@@ -385,6 +451,32 @@ def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None
                     f"{row['map_at_k_pct']:.2f}%  ({'cached' if cell.from_cache else 'trained'})")
     return SweepResult(pd.DataFrame(rows), pd.concat(curves, ignore_index=True),
                        pd.concat(hists, ignore_index=True), trained, evals, aps, corrects, code_ms)
+
+
+def _best_val_acc(hist: pd.DataFrame, best_epoch: int) -> float:
+    """Validation accuracy (%) at the selected epoch; NaN without a validation split."""
+    if "val_acc" not in hist.columns or hist["val_acc"].isna().all():
+        return np.nan
+    sel = hist.loc[hist["epoch"] == best_epoch, "val_acc"]
+    return 100.0 * float(sel.iloc[0]) if len(sel) else np.nan
+
+
+#: Columns of :attr:`SweepResult.cells` that are wall-clock measurements (vary run to run): they go to
+#: the ``*_timing.csv`` table, never to the byte-identical result tables.
+TIMING_COLUMNS = ("sec_per_epoch", "timing_device", "ms_per_code", "ms_per_code_q25", "ms_per_code_q75",
+                  "timing_batch", "timing_repeats", "code_device", "from_cache")
+
+
+def split_timing(cells: pd.DataFrame, histories: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results, timing): ``cells`` and ``histories`` without their timing columns, and one timing table
+    (``n, bits`` + :data:`TIMING_COLUMNS`, plus the per-epoch seconds summarised as min/max)."""
+    res = cells.drop(columns=[c for c in TIMING_COLUMNS if c in cells.columns])
+    timing = cells[["n", "bits"] + [c for c in TIMING_COLUMNS if c in cells.columns]].copy()
+    if "seconds" in histories.columns:
+        g = histories.groupby(["n", "bits"]).seconds
+        timing = timing.merge(g.min().rename("sec_per_epoch_min").reset_index(), on=["n", "bits"]).merge(
+            g.max().rename("sec_per_epoch_max").reset_index(), on=["n", "bits"])
+    return res, timing
 
 
 def grid_table(cells: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -446,9 +538,10 @@ def parameter_table(depths: Sequence[int], bits: int = 48, num_classes: int = 10
 PAPER = "03_drhn"
 NOTEBOOK = "03_residual_hashing_depth_sweep"
 THESIS_GPU = "the thesis' GPU (not named)"
-#: The thesis' CIFAR-10/100 setting (ch. 5.1): 50,000 training images, all of them the database; the 10,000
-#: test images are the queries; 43 epochs.
-THESIS_SCALE = {"train": 50000, "test": 10000, "database": 50000, "queries": 10000}
+#: The thesis' CIFAR-10/100 setting (ch. 5.1): 50,000 training images; the 10,000 test images are the
+#: queries; 43 epochs. The database is the training set as the authors' code (lepe92/DRHN) coded it:
+#: ``X_train`` after ``load_data`` appended the mirrored copies, i.e. 100,000 codes.
+THESIS_SCALE = {"train": 50000, "test": 10000, "database": 100000, "queries": 10000}
 THESIS_EPOCHS = 43
 THESIS_MAP_K = 1000
 #: Images per thesis epoch for Table 5.4: the Lasagne recipe it ran appends a mirrored copy of each of the
@@ -527,10 +620,15 @@ def thesis_settings() -> pd.DataFrame:
         for b in (12, 24, 32, 48, 128):
             rows.append((f"{ds}_depth_n{hi}_vs_n{lo}_b{b}", ds, scale, f"{model_name(hi, b)} vs {model_name(lo, b)}",
                          budget, protocol("map", k=THESIS_MAP_K), f"{map_src} (and ch. 6): mAP grows with depth"))
+            rows.append((f"{ds}_depth_acc_n{hi}_vs_n{lo}_b{b}", ds, scale,
+                         f"{model_name(hi, b)} vs {model_name(lo, b)}", budget, protocol("accuracy"),
+                         f"{acc_src}: accuracy grows with depth"))
         bhi, blo = BITS_PAIR
         for n in range(1, 17):
             rows.append((f"{ds}_bits_{bhi}_vs_{blo}_n{n}", ds, scale, f"{model_name(n, bhi)} vs {model_name(n, blo)}",
                          budget, protocol("map", k=THESIS_MAP_K), f"{map_src}: longer codes retrieve better"))
+            rows.append((f"{ds}_bits_acc_{bhi}_vs_{blo}_n{n}", ds, scale, f"{model_name(n, bhi)} vs {model_name(n, blo)}",
+                         budget, protocol("accuracy"), f"{acc_src}: accuracy with longer codes"))
     for n in range(1, 17):
         rows.append((f"cifar10_sec_per_epoch_n{n}", "cifar10", f"images_per_epoch={THESIS_IMAGES_PER_EPOCH}",
                      model_name(n), "", protocol("sec_per_epoch", device=THESIS_GPU),
@@ -636,7 +734,8 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
                                   interval=intervals.wilson(int(corr.sum()), corr.size),
                                   interval_kind=f"Wilson, {corr.size} test images",
                                   setting=Setting(data.dataset, scale, model_name(n, b), budget, protocol("accuracy")),
-                                  note="checkpoint chosen on our validation split (thesis: fixed 43 epochs)"))
+                                  note=f"checkpoint: lowest validation loss of our split, stopped by {c.stopped_by} "
+                                       "(thesis: final weights after 43 epochs)"))
         r = ref(map_src, label, "map_at_1000_pct")
         if r is not None:
             ap = 100.0 * np.asarray(sweep.ap[(n, b)], np.float64)
@@ -646,8 +745,11 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
         r = ref("Table 5.5", label, "ms_per_code", "cifar10")
         if r is not None:
             t = np.asarray(sweep.code_ms[(n, b)], np.float64)
-            rows.append(value_row(f"DRHN-{n} {b} bits time to generate one code", r, t.mean(), interval=boot(t),
-                                  interval_kind=f"bootstrap over {t.size} timed images",
+            tb = int(getattr(c, "timing_batch", 1))
+            rows.append(value_row(f"DRHN-{n} {b} bits time to generate one code", r, float(np.median(t)),
+                                  interval=(float(t.min()), float(t.max())),
+                                  interval_kind=f"median, min-max over {t.size} timed passes (after warm-up) of "
+                                                f"{int(P.get('timing_images', 0))} images, batch {tb}, 1 thread",
                                   setting=Setting(data.dataset, {}, model_name(n, b), {},
                                                   protocol("ms_per_code", device=str(c.code_device))),
                                   note="hardware-dependent: indicative only"))
@@ -663,6 +765,14 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
                                               {}, protocol("sec_per_epoch", device=str(g.timing_device.iloc[0]))),
                               note="hardware-dependent: indicative only; ours includes the validation pass"))
 
+    stopped = {(int(c.n), int(c.bits)): str(c.stopped_by) for c in sweep.cells.itertuples()}
+
+    def training_note(hi, lo):
+        capped = [f"DRHN-{c[0]} {c[1]} bits" for c in (hi, lo) if stopped.get(c) == "epochs"]
+        return ("; UNDER-TRAINED: " + ", ".join(capped) + " stopped by the epoch cap with the validation loss "
+                "still falling" if capped else "; both cells stopped by patience (validation loss plateaued)"
+                if all(stopped.get(c) == "patience" for c in (hi, lo)) else "")
+
     def gain_row(claim, hi, lo, name, rep_hi, rep_lo, model):
         a, b_ = 100.0 * np.asarray(sweep.ap[hi], np.float64), 100.0 * np.asarray(sweep.ap[lo], np.float64)
         d = a - b_
@@ -673,21 +783,34 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
                              setting=Setting(data.dataset, scale, model, budget, protocol("map", k=k)),
                              paper=reported.setting(PAPER, name), metric=f"mAP@{k} gain (points)",
                              reported=(rh.value - rl.value) if rh is not None and rl is not None else None,
-                             note="reported: the thesis' mAP@1000 difference")
+                             note="reported: the thesis' mAP@1000 difference" + training_note(hi, lo))
+
+    def acc_gain_row(claim, hi, lo, name, rep_hi, rep_lo, model):
+        ca, cb = np.asarray(sweep.correct[hi], bool), np.asarray(sweep.correct[lo], bool)
+        rh, rl = ref(acc_src, rep_hi, "accuracy_pct"), ref(acc_src, rep_lo, "accuracy_pct")
+        return direction_row(claim, acc_src, 100.0 * float(ca.mean() - cb.mean()),
+                             interval=intervals.mcnemar_difference(ca, cb),
+                             interval_kind=f"paired (McNemar discordant pairs) over {ca.size} test images",
+                             setting=Setting(data.dataset, scale, model, epochs(*hi), protocol("accuracy")),
+                             paper=reported.setting(PAPER, name), metric="accuracy gain (points)",
+                             reported=(rh.value - rl.value) if rh is not None and rl is not None else None,
+                             note="reported: the thesis' accuracy difference" + training_note(hi, lo))
 
     have = {(int(n), int(b)) for n, b in zip(sweep.cells.n, sweep.cells.bits)}
     hi, lo = DEPTH_PAIR
     for b in sorted({b for _, b in have}):
         if (hi, b) in have and (lo, b) in have:
-            rows.append(gain_row(f"deeper is better: DRHN-{hi} beats DRHN-{lo} at {b} bits (mAP gain)", (hi, b), (lo, b),
-                                 f"{ds}_depth_n{hi}_vs_n{lo}_b{b}", f"n={hi},bits={b}", f"n={lo},bits={b}",
-                                 f"{model_name(hi, b)} vs {model_name(lo, b)}"))
+            for fn, what, tag in ((gain_row, "mAP", ""), (acc_gain_row, "accuracy", "acc_")):
+                rows.append(fn(f"deeper is better: DRHN-{hi} beats DRHN-{lo} at {b} bits ({what} gain)", (hi, b), (lo, b),
+                               f"{ds}_depth_{tag}n{hi}_vs_n{lo}_b{b}", f"n={hi},bits={b}", f"n={lo},bits={b}",
+                               f"{model_name(hi, b)} vs {model_name(lo, b)}"))
     bhi, blo = BITS_PAIR
     for n in sorted({n for n, _ in have}):
         if (n, bhi) in have and (n, blo) in have:
-            rows.append(gain_row(f"longer codes are better: {bhi} beat {blo} bits at DRHN-{n} (mAP gain)", (n, bhi),
-                                 (n, blo), f"{ds}_bits_{bhi}_vs_{blo}_n{n}", f"n={n},bits={bhi}", f"n={n},bits={blo}",
-                                 f"{model_name(n, bhi)} vs {model_name(n, blo)}"))
+            for fn, what, tag in ((gain_row, "mAP", ""), (acc_gain_row, "accuracy", "acc_")):
+                rows.append(fn(f"longer codes are better: {bhi} beat {blo} bits at DRHN-{n} ({what} gain)", (n, bhi),
+                               (n, blo), f"{ds}_bits_{tag}{bhi}_vs_{blo}_n{n}", f"n={n},bits={bhi}", f"n={n},bits={blo}",
+                               f"{model_name(n, bhi)} vs {model_name(n, blo)}"))
     return rows
 
 
@@ -713,17 +836,24 @@ def plot_heatmap(table: pd.DataFrame, title: str, fmt: str = ".1f", ax=None):
     return fig, ax
 
 
-def plot_history(hist: pd.DataFrame, title: str):
-    """Loss and accuracy per epoch (Figs. 5.2/5.3): training loss, training and validation accuracy."""
+def plot_history(hist: pd.DataFrame, title: str, best_epoch: int | None = None):
+    """Loss and accuracy per epoch (Figs. 5.2/5.3): training, validation and test cross-entropy (the thesis'
+    stopping criterion was the test loss; ours is the validation loss) and accuracies; the selected epoch
+    dashed. Returns ``(fig, (ax_loss, ax_acc))``."""
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a1.plot(hist.epoch, hist.train_loss, "o-", label="train loss")
+    for col, style, lab in (("train_loss", "o-", "train"), ("val_loss", "s-", "validation"), ("test_loss", "^-", "test")):
+        if col in hist and hist[col].notna().any():
+            a1.plot(hist.epoch, hist[col], style, label=f"{lab} loss")
     a1.set_xlabel("epoch"); a1.set_ylabel("cross-entropy"); a1.legend()
-    a2.plot(hist.epoch, 100 * hist.train_acc, "o-", label="train accuracy")
-    if "val_score" in hist and hist.val_score.notna().any():
-        a2.plot(hist.epoch, 100 * hist.val_score, "s-", label="validation accuracy")
+    for col, style, lab in (("train_acc", "o-", "train"), ("val_acc", "s-", "validation"), ("test_acc", "^-", "test")):
+        if col in hist and hist[col].notna().any():
+            a2.plot(hist.epoch, 100 * hist[col], style, label=f"{lab} accuracy")
     a2.set_xlabel("epoch"); a2.set_ylabel("%"); a2.legend()
+    if best_epoch:
+        for a in (a1, a2):
+            a.axvline(best_epoch, color="k", lw=0.8, ls="--")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig, (a1, a2)

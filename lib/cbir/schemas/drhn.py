@@ -11,30 +11,45 @@ SCHEMA = {
     "image_size": Int(min=8, max=64),  # input side; Table 4.1 is for 32x32
     "n_per_class_train": Optional(Int(min=2)),  # training images per class (null = all)
     "n_per_class_test": Optional(Int(min=1)),  # test images (queries) per class (null = all)
-    "val_fraction": Float(min=0.01, max=0.5),  # validation split carved from train (model selection)
+    "val_fraction": Float(min=0.0, max=0.5),  # validation split carved from train (model selection);
+    # 0 = none: all training images, every epoch run, final weights (the thesis' recipe)
+    "database": Choice("train", "train_mirrored"),  # retrieval database: training images (+ mirrored copies,
+    # as lepe92/DRHN coded X_train after load_data appended them: 100k codes)
     # the sweep grid (Tables 5.1/5.3): one network per (n, bits) cell, trained from scratch
     "depths": ListOf(Int(min=1, max=32), min_len=1),  # residual blocks per group, "DRHN-n"
     "bits": ListOf(Int(min=1, max=1024), min_len=1),  # hash-layer width = code length
     # training (Lasagne ResNet recipe used by the thesis: SGD momentum 0.9, lr 0.1, L2 1e-4, batch 128)
-    "epochs": Int(min=1),  # thesis: 43
+    "epochs": Int(min=1),  # the cap (thesis: 43, fixed)
+    "patience": Optional(Int(min=1)),  # early stopping: epochs without a lower validation loss (null = off)
     "batch_size": Int(min=2),
     "lr": Float(min=0.0),
     "momentum": Float(min=0.0, max=0.999),
     "weight_decay": Float(min=0.0),
     "lr_drop_epochs": ListOf(Int(min=1)),  # multiply lr by lr_drop_factor after these epochs (recipe: 41, 61)
     "lr_drop_factor": Float(min=0.0, max=1.0),
-    "augment": Choice("mirror", "none"),  # thesis: mirroring
+    # per-batch random flips / pad-4 random crops, or an epoch of originals + mirrored copies (lepe92/DRHN's
+    # load_data; with its pad-4 crops: mirror_copies_crop); see residual_hashing_depth_sweep.AUGMENTS
+    "augment": Choice("none", "mirror", "crop", "mirror_crop", "mirror_copies", "mirror_copies_crop"),
     # evaluation
     "map_k": Int(min=1),  # mAP@k of Eq. 5.3 (thesis: 1000)
     "precision_ks": ListOf(Int(min=1), min_len=1),  # P@k curve points (Fig. 5.5/5.6)
     "showcase_n": Int(min=1),  # the cell used for curves, confusion matrix, filters and grids
     "showcase_bits": Int(min=1),
     "n_grid_queries": Int(min=1, max=20),  # queries shown in the top-10 grids (Fig. 5.7)
-    "timing_images": Int(min=1),  # images timed one by one for ms per code (Table 5.5)
+    "timing_images": Int(min=1),  # images coded per timed pass for ms per code (Table 5.5)
+    "timing_batch": Int(min=1),  # images per forward pass while timing (1 = one image per call)
+    "timing_repeats": Int(min=5),  # timed passes after 3 warm-up passes; median and min-max reported
 }
 
 
-CHECKS = [member_of("showcase_n", "depths"), member_of("showcase_bits", "bits"),
+def _patience_needs_validation(values):
+    if values.get("patience") is not None and float(values.get("val_fraction", 0)) == 0:
+        return (f"drhn.patience={values['patience']} needs a validation split, but val_fraction=0; "
+                "set val_fraction > 0 or patience: null")
+    return None
+
+
+CHECKS = [_patience_needs_validation, member_of("showcase_n", "depths"), member_of("showcase_bits", "bits"),
           fits_dataset("dataset", "train", per_class=["n_per_class_train"]),
           fits_dataset("dataset", "test", per_class=["n_per_class_test"], total=["n_grid_queries"],
                        capped_by="n_per_class_test")]
