@@ -663,6 +663,11 @@ def paper_setting_name(source: str, setting: str, metric: str, dataset: str) -> 
     return ""
 
 
+def images_per_epoch(data: SweepData, P: Mapping[str, Any]) -> int:
+    """Images seen per training epoch: the training split, doubled by ``mirror_copies*`` augmentation."""
+    return len(data.y_train) * (2 if AUGMENTS[P.get("augment", "mirror")][1] else 1)
+
+
 def run_scale(data: SweepData) -> dict[str, int]:
     """Scale axis of ours: images trained on (validation excluded), test images, database and queries."""
     return {"train": len(data.y_train), "test": len(data.y_query), "database": len(data.y_db),
@@ -761,7 +766,7 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
         sec = h["seconds"].to_numpy(np.float64)
         rows.append(value_row(f"DRHN-{int(n)} training time per epoch", r, sec.mean(), interval=boot(sec),
                               interval_kind=f"bootstrap over {sec.size} timed epochs ({len(g)} code lengths)",
-                              setting=Setting(data.dataset, {"images_per_epoch": len(data.y_train)}, model_name(int(n)),
+                              setting=Setting(data.dataset, {"images_per_epoch": images_per_epoch(data, P)}, model_name(int(n)),
                                               {}, protocol("sec_per_epoch", device=str(g.timing_device.iloc[0]))),
                               note="hardware-dependent: indicative only; ours includes the validation pass"))
 
