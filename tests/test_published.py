@@ -67,3 +67,12 @@ def test_published_section_hides_a_failed_run(tmp_root):
                   started=0.0, commit=(None, False))
     pub = published.load("02_latent_layer_hashing")
     assert not pub.available and pub.tables() == [] and "did not finish (cell 4: boom)" in pub.describe()
+
+
+def test_readme_shows_the_published_verdict_counts():
+    from cbir import published
+
+    text = (ROOT / "README.md").read_text()
+    assert published.readme_verdicts(root=ROOT) in text, (
+        "README.md's verdict table is not the published report's: run "
+        "`python -c 'from cbir import published; published.write_readme_verdicts()'` and commit")

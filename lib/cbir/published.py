@@ -109,3 +109,30 @@ def suite_verdicts(profile: str = "medium", root: Path | None = None) -> pd.Data
     counts = summary(pd.read_csv(path))
     counts.loc["all"] = counts.sum()
     return counts
+
+
+README_START = "<!-- verdicts:start (written by cbir.published.readme_verdicts; tests/test_published.py checks it) -->"
+README_END = "<!-- verdicts:end -->"
+
+
+def readme_verdicts(profile: str = "medium", root: Path | None = None) -> str:
+    """The suite's verdict counts as the markdown block the README shows (between :data:`README_START`
+    and :data:`README_END`)."""
+    counts = suite_verdicts(profile, root)
+    if counts.empty:
+        return f"{README_START}\n(no {profile} report published yet)\n{README_END}"
+    cols = list(counts.columns)
+    lines = ["| notebook | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for nb, row in counts.iterrows():
+        name = f"**{nb}**" if nb == "all" else f"`{nb}`"
+        lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
+    return "\n".join([README_START, *lines, README_END])
+
+
+def write_readme_verdicts(profile: str = "medium", root: Path | None = None) -> Path:
+    """Replace the verdict block of ``README.md`` with :func:`readme_verdicts` (run after publishing)."""
+    path = (root or repo_root()) / "README.md"
+    text = path.read_text()
+    a, b = text.index(README_START), text.index(README_END) + len(README_END)
+    path.write_text(text[:a] + readme_verdicts(profile, root) + text[b:])
+    return path
