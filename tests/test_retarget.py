@@ -215,3 +215,97 @@ def test_paper_rows_wrong_sign_gain_and_directions():
     assert out["RF (FC7) improves the baseline mAP (cifar10_subset)"].verdict == "holds here"
     assert out["FU -> RRI (FC7) beats RRI alone, mAP (cifar10_subset)"].verdict == "holds here"  # +0.003 every query
     assert all(isinstance(r, report.Row) for r in out.values())
+
+
+# ------------------------------------------------------------------ the real FC6/FC7 path (random weights, marked)
+@pytest.fixture(scope="module")
+def alexnet_random():
+    from cbir.models.backbones import pretrained_backbone
+
+    return pretrained_backbone("alexnet", weights="random", seed=0, verbose=False)
+
+
+def test_random_alexnet_is_marked(alexnet_random):
+    assert alexnet_random.source.startswith("RANDOM weights")
+    assert retarget.has_fc_layers(alexnet_random)
+
+
+def test_fc_head_copies_pretrained_fc6_fc7_with_per_channel_prelu(alexnet_random):
+    cls = alexnet_random.module.classifier
+    head = retarget.FCRetargetHead.from_classifier(cls, "fc7")
+    assert (head.in_dim, head.dim) == (9216, 4096)
+    assert torch.equal(head.fc6.weight, cls[1].weight) and torch.equal(head.fc7.weight, cls[4].weight)
+    assert head.fc6.weight.data_ptr() != cls[1].weight.data_ptr()  # a copy: retraining leaves the network alone
+    assert head.act.weight.shape == (4096,) and torch.all(head.act.weight == 0.25)  # Caffe: per channel, 0.25
+    x = torch.rand(3, 9216)
+    with torch.no_grad():
+        torch.testing.assert_close(head.reference(x), cls[:6].eval()(x))  # FC6 ReLU FC7 ReLU of the network
+        head.act.weight.zero_()  # a PReLU with slope 0 is the ReLU it replaces
+        torch.testing.assert_close(head(x), head.reference(x))
+    fc6 = retarget.FCRetargetHead.from_classifier(cls, "fc6")
+    assert fc6.fc7 is None and fc6.dim == 4096
+    assert len(fc6.param_groups(1e-5, 1e-3)) == 1 and len(head.param_groups(1e-5, 1e-3)) == 2
+
+
+def test_pool5_trunk_then_fc_head_reference_is_the_networks_fc7(alexnet_random):
+    p5 = retarget.pool5_backbone(alexnet_random)
+    assert (p5.name, p5.feature_dim) == ("alexnet-pool5", 9216) and p5.source == alexnet_random.source
+    imgs = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    x5 = p5.features(imgs, size=64, progress=False)
+    fc7 = alexnet_random.features(imgs, size=64, progress=False)  # the registry's FC7 + ReLU trunk
+    head = retarget.FCRetargetHead.from_classifier(alexnet_random.module.classifier, "fc7")
+    np.testing.assert_allclose(retarget.reference_transform(head, x5), fc7, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="no FC6/FC7"):
+        retarget.pool5_backbone(type(p5)(**{**p5.__dict__, "name": "efficientnet_lite0"}))
+
+
+def test_fc_path_retrains_fc6_fc7_only_and_names_the_baselines(alexnet_random):
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 6)
+    x5 = rng.random((18, 9216), dtype=np.float32)
+    sf = xp.SplitFeatures("tiny", x5[:12], y[:12], x5[12:], y[12:], np.arange(6), None, None, 64, "tiny",
+                          fc_classifier=alexnet_random.module.classifier)
+    head = sf.new_head("fc7")
+    assert isinstance(head, retarget.FCRetargetHead)
+    w6, w7 = head.fc6.weight.clone(), head.fc7.weight.clone()
+    trunk_before = alexnet_random.module.classifier[4].weight.clone()
+    data = retarget.RetrainData(sf.x_db, sf.y_db, sf.x_db, sf.y_db)
+    head, hist = retarget.run_pipeline(["rri"], data, layer="fc7", mcfg=retarget.MethodConfig(rri_n=2),
+                                       cfg=retarget.TrainConfig(epochs=2, batch_size=6, lr_fc6=1e-5, lr_fc7=1e-3),
+                                       head=head)
+    assert hist["epoch"].tolist() == [1, 2] and (hist["n_samples"] == 12).all()
+    assert not torch.equal(head.fc7.weight, w7) and not torch.equal(head.fc6.weight, w6)
+    assert not torch.all(head.act.weight == 0.25)  # the PReLU slopes are retrained too
+    assert torch.equal(alexnet_random.module.classifier[4].weight, trunk_before)  # the network is untouched
+    assert retarget.transform(head, sf.x_pool).shape == (6, 4096)
+
+
+def test_fc_path_baseline_rows_are_the_pretrained_fc6_and_fc7(alexnet_random):
+    import cbir
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], 8)
+    x5 = rng.random((24, 9216), dtype=np.float32)
+    sf = xp.SplitFeatures("tiny", x5[:18], y[:18], x5[18:], y[18:], np.arange(6), None, None, 64, "tiny",
+                          fc_classifier=alexnet_random.module.classifier)
+    P = cbir.params.load("smoke", "retarget", {"n_train": 18, "n_users": 3, "epochs": 1, "map_k": 5, "rri_n": 2,
+                                               "rf_heldout_check": False})
+    table, heads, _ = xp.compare_schemes(sf, P, schemes=[(["fu"], "fc6", "")])
+    assert table["scheme"].tolist()[:2] == ["Pretrained => FC7", "Pretrained => FC6"]
+    assert table["layer"].tolist() == ["pooled", "fc6", "fc6"]
+    ref = retarget.FCRetargetHead.from_classifier(alexnet_random.module.classifier, "fc7")
+    want = retarget.evaluate(retarget.reference_transform(ref, sf.x_q), sf.y_q,
+                             retarget.reference_transform(ref, sf.x_db), sf.y_db, k=5)["map_all"]
+    assert table["map_all"].iloc[0] == pytest.approx(want)
+    assert isinstance(heads["fu@fc6"], retarget.FCRetargetHead)
+
+
+def test_paper_profile_without_alexnet_weights_raises_one_clear_error(monkeypatch, tmp_path):
+    import cbir
+    from cbir.models import backbones
+
+    P = cbir.params.load("paper", "retarget")
+    assert (P.backbone, P.backbone_fallback, P.pca_dim) == ("alexnet", False, None)
+    monkeypatch.setattr(backbones, "weights_file", lambda name, weights_path=None: None)
+    with pytest.raises(backbones.WeightsNotFoundError, match="alexnet ImageNet weights"):
+        backbones.pretrained_backbone(P.backbone, fallback=P.backbone_fallback, verbose=False)

@@ -17,9 +17,16 @@ target with a Euclidean (MSE) loss (Sec. 3.1):
 The paper retrains CaffeNet's FC6/FC7 (4096-d, ReLU after FC7 replaced by a PReLU, FC6 with a small and
 FC7 with a larger learning rate, Adam, lr 1e-5, batch 64, 50 epochs; Sec. 3.2 and 5.3). Here the
 convolutional trunk is a frozen ImageNet backbone whose pooled features are computed once; two fully
-connected layers on top of them play FC6/FC7 (:class:`RetargetHead`). Both are initialised to the
-identity (PReLU slopes 1), so the untrained head reproduces the backbone's features exactly (the "CaffeNet => FC7" baseline
-row) and retraining only moves away from them.
+connected layers on top of them play FC6/FC7 (:class:`RetargetHead`, the *frozen-feature head*, used with
+EfficientNet-Lite0, which has no FC layers). Both are initialised to the identity (per-channel PReLU slopes 1), so
+the untrained head reproduces the backbone's features exactly and retraining only moves away from them.
+
+With a network that has FC layers (torchvision AlexNet ~ CaffeNet, VGG16; :func:`has_fc_layers`) the paper's
+own path runs: the trunk is cut at pool5 (:func:`pool5_backbone`, frozen, pool5 features cached once) and
+:class:`FCRetargetHead` holds copies of the pretrained FC6 and FC7, retrained with the targets; the ReLU after
+the layer of interest is replaced by a per-channel PReLU (Caffe's ``PReLU`` layer: one slope per channel,
+filler constant 0.25; the paper says "initialized randomly"). :meth:`FCRetargetHead.reference` gives the
+pretrained network's own FC6/FC7 (+ ReLU) responses, the "CaffeNet => FC6/FC7" baselines.
 
 All neighbour searches go through :mod:`cbir.index` (faiss, Euclidean distance as in Sec. 5.3); no Python
 loop runs over database items (RRI loops over classes, RF rounds over user queries).
@@ -380,8 +387,8 @@ class RetargetHead(nn.Module):
     """Two fully connected layers over frozen pooled backbone features, playing CaffeNet's FC6/FC7 (Sec. 3.2).
 
     ``layer="fc7"``: ``FC6 -> PReLU -> FC7 -> PReLU``; ``layer="fc6"``: ``FC6 -> PReLU`` (FC7 removed). The
-    paper replaces the ReLU after the retrained layer by a PReLU; here both activations are PReLUs whose
-    slope starts at ``prelu_init = 1`` and both square linear layers start as the identity with zero bias,
+    paper replaces the ReLU after the retrained layer by a PReLU; here both activations are per-channel PReLUs
+    (one slope per unit, as Caffe's) whose slopes start at ``prelu_init = 1`` and both square linear layers start as the identity with zero bias,
     so the untrained head returns its (possibly signed, e.g. PCA-centred) input exactly and retraining
     learns any non-linearity from there.
 
@@ -399,11 +406,11 @@ class RetargetHead(nn.Module):
         super().__init__()
         if layer not in LAYERS:
             raise ValueError(f"layer={layer!r}; use 'fc6' or 'fc7'")
-        self.dim, self.layer = int(dim), layer
+        self.dim, self.in_dim, self.layer = int(dim), int(dim), layer
         self.fc6 = nn.Linear(dim, dim)
-        self.act6 = nn.PReLU(init=prelu_init)
+        self.act6 = nn.PReLU(num_parameters=dim, init=prelu_init)
         self.fc7 = nn.Linear(dim, dim) if layer == "fc7" else None
-        self.act7 = nn.PReLU(init=prelu_init) if layer == "fc7" else None
+        self.act7 = nn.PReLU(num_parameters=dim, init=prelu_init) if layer == "fc7" else None
         with torch.no_grad():
             for fc in (self.fc6, self.fc7):
                 if fc is not None:
@@ -424,9 +431,113 @@ class RetargetHead(nn.Module):
                 {"params": list(self.fc7.parameters()) + list(self.act7.parameters()), "lr": lr_fc7}]
 
 
+FC_NETWORKS: tuple[str, ...] = ("alexnet", "vgg16", "vgg19")
+"""Registry networks (:data:`cbir.models.backbones.WEIGHTS`) with CaffeNet-style FC6/FC7 layers."""
+
+
+def has_fc_layers(backbone) -> bool:
+    """Whether ``backbone`` (a :class:`cbir.models.backbones.Backbone`) has FC6/FC7 to retrain (AlexNet, VGG)."""
+    return backbone.name in FC_NETWORKS or backbone.name.endswith("-pool5")
+
+
+def _fc_linears(classifier: nn.Module) -> tuple[nn.Linear, nn.Linear]:
+    lin = [m for m in classifier.modules() if isinstance(m, nn.Linear)]
+    if len(lin) < 2:
+        raise ValueError(f"classifier has {len(lin)} Linear layers; FC6/FC7 need at least 2 (AlexNet / VGG)")
+    return lin[0], lin[1]
+
+
+def pool5_backbone(backbone):
+    """The backbone cut at pool5 (Sec. 3.2: "all the convolutional layers remain unchanged").
+
+    ``backbone`` is a torchvision AlexNet/VGG :class:`cbir.models.backbones.Backbone`; the returned one has
+    ``trunk = features -> avgpool -> flatten`` (9216-d for AlexNet, 25088-d for VGG16), name
+    ``"<name>-pool5"`` (so its cached features are keyed apart from the FC7 ones) and the same source.
+    """
+    import dataclasses
+
+    if backbone.name.endswith("-pool5"):
+        return backbone
+    if backbone.name not in FC_NETWORKS:
+        raise ValueError(f"backbone {backbone.name!r} has no FC6/FC7 layers (pool5 cut needs one of {FC_NETWORKS}); "
+                         "use the frozen-feature RetargetHead instead")
+    net = backbone.module
+    fc6, _ = _fc_linears(net.classifier)
+    trunk = nn.Sequential(net.features, net.avgpool, nn.Flatten()).eval()
+    return dataclasses.replace(backbone, name=f"{backbone.name}-pool5", trunk=trunk, feature_dim=fc6.in_features)
+
+
+class FCRetargetHead(nn.Module):
+    """The pretrained network's FC6 (and FC7) over cached pool5 features, retrained as in Sec. 3.2.
+
+    ``layer="fc7"``: ``FC6 -> ReLU6 -> FC7 -> PReLU7`` (FC8 discarded, ReLU7 replaced by a PReLU);
+    ``layer="fc6"``: ``FC6 -> PReLU6`` (FC7, FC8 removed). FC6 and FC7 are copies of the pretrained layers.
+    The PReLU has one slope per channel (Caffe's default ``channel_shared: false``) starting at
+    ``prelu_init`` (Caffe's filler: constant 0.25). Dropout is left out (the targets are regressed with MSE).
+
+    Parameters
+    ----------
+    fc6, fc7 : nn.Linear
+        Pretrained FC6 (pool5 -> 4096) and FC7 (4096 -> 4096); ``fc7`` is ignored for ``layer="fc6"``.
+    layer : {"fc6", "fc7"}
+    prelu_init : float
+    """
+
+    def __init__(self, fc6: nn.Linear, fc7: nn.Linear | None, layer: str = "fc7", prelu_init: float = 0.25):
+        super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"layer={layer!r}; use 'fc6' or 'fc7'")
+        if layer == "fc7" and fc7 is None:
+            raise ValueError("layer='fc7' needs the pretrained fc7")
+        self.layer = layer
+        self.fc6 = copy.deepcopy(fc6).float()
+        self.fc7 = copy.deepcopy(fc7).float() if layer == "fc7" else None
+        out = self.fc7 if self.fc7 is not None else self.fc6
+        self.in_dim, self.dim = int(self.fc6.in_features), int(out.out_features)
+        self.act = nn.PReLU(num_parameters=self.dim, init=prelu_init)
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    @classmethod
+    def from_classifier(cls, classifier: nn.Module, layer: str = "fc7", prelu_init: float = 0.25
+                        ) -> "FCRetargetHead":
+        """Head from a torchvision AlexNet/VGG ``classifier`` (its first two Linear layers are FC6, FC7)."""
+        fc6, fc7 = _fc_linears(classifier)
+        return cls(fc6, fc7, layer, prelu_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc7 is None:
+            return self.act(self.fc6(x))
+        return self.act(self.fc7(torch.relu(self.fc6(x))))
+
+    @torch.no_grad()
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The pretrained network's response at the layer (after its ReLU): the untrained baseline."""
+        h = torch.relu(self.fc6(x))
+        return h if self.fc7 is None else torch.relu(self.fc7(h))
+
+    def param_groups(self, lr_fc6: float, lr_fc7: float) -> list[dict]:
+        """Adam parameter groups: FC6 slowly, FC7 (+ PReLU) faster; FC6 alone at ``lr_fc7`` (Sec. 3.2)."""
+        if self.fc7 is None:
+            return [{"params": list(self.fc6.parameters()) + list(self.act.parameters()), "lr": lr_fc7}]
+        return [{"params": list(self.fc6.parameters()), "lr": lr_fc6},
+                {"params": list(self.fc7.parameters()) + list(self.act.parameters()), "lr": lr_fc7}]
+
+
 @torch.no_grad()
-def transform(head: RetargetHead, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Representations ``head(x)`` of backbone features ``x`` (N, D) -> float32 (N, D)."""
+def reference_transform(head: FCRetargetHead, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """:meth:`FCRetargetHead.reference` of pool5 features ``x`` (N, in_dim) -> float32 (N, dim)."""
+    x = _feats(x)
+    dev = next(head.parameters()).device
+    out = [head.reference(torch.from_numpy(x[s:s + batch_size]).to(dev)).cpu().numpy()
+           for s in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, head.dim), np.float32)
+
+
+@torch.no_grad()
+def transform(head: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Representations ``head(x)`` of backbone features ``x`` (N, in_dim) -> float32 (N, dim); ``head`` is a
+    :class:`RetargetHead` or an :class:`FCRetargetHead`."""
     head.eval()
     x = _feats(x)
     dev = next(head.parameters()).device
@@ -446,7 +557,7 @@ class TrainConfig:
     seed: int = 0
 
 
-def fit_targets(head: RetargetHead, x: np.ndarray, targets: np.ndarray, cfg: TrainConfig,
+def fit_targets(head: RetargetHead | FCRetargetHead, x: np.ndarray, targets: np.ndarray, cfg: TrainConfig,
                 device: torch.device | str = "cpu", progress: bool = False, desc: str = "retarget"
                 ) -> pd.DataFrame:
     """Regress ``head(x)`` onto ``targets`` with the Euclidean (MSE) loss and Adam (Sec. 3.1, 5.3).
@@ -470,8 +581,9 @@ def fit_targets(head: RetargetHead, x: np.ndarray, targets: np.ndarray, cfg: Tra
     from cbir.train import fit
 
     x, targets = _feats(x), _feats(targets, "targets")
-    if x.shape != targets.shape:
-        raise ValueError(f"x {x.shape} and targets {targets.shape} must have the same shape")
+    if len(x) != len(targets) or targets.shape[1] != head.dim or x.shape[1] != getattr(head, "in_dim", x.shape[1]):
+        raise ValueError(f"x {x.shape} and targets {targets.shape} must have one row each and widths "
+                         f"({getattr(head, 'in_dim', '?')}, {head.dim}) of the head")
     _check_count(cfg.epochs, "epochs")
     _check_count(cfg.batch_size, "batch_size")
     res = fit(head, (torch.from_numpy(x), torch.from_numpy(targets)), epochs=int(cfg.epochs),
@@ -521,7 +633,7 @@ class MethodConfig:
     alpha: float = 0.5
 
 
-def build_targets(method: str, head: RetargetHead, data: RetrainData, mcfg: MethodConfig
+def build_targets(method: str, head: RetargetHead | FCRetargetHead, data: RetrainData, mcfg: MethodConfig
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Training inputs and targets of one step, with targets built in the *current* head's output space.
 
@@ -564,7 +676,7 @@ def pipeline_name(pipeline: Sequence[str], layer: str) -> str:
 
 def run_pipeline(pipeline: Sequence[str], data: RetrainData, *, layer: str, mcfg: MethodConfig,
                  cfg: TrainConfig, device: torch.device | str = "cpu",
-                 head: RetargetHead | None = None, progress: bool = False
+                 head: RetargetHead | FCRetargetHead | None = None, progress: bool = False
                  ) -> tuple[RetargetHead, pd.DataFrame]:
     """Retrain a fresh (identity) head through the steps of ``pipeline`` in order (Sec. 5.4).
 
@@ -632,7 +744,7 @@ def evaluate(xq: np.ndarray, q_labels: np.ndarray, xb: np.ndarray, db_labels: np
 
 
 # ============================================================================================ RF rounds
-def feedback_rounds(head: RetargetHead, x_db: np.ndarray, y_db: np.ndarray, x_q: np.ndarray,
+def feedback_rounds(head: RetargetHead | FCRetargetHead, x_db: np.ndarray, y_db: np.ndarray, x_q: np.ndarray,
                     y_q: np.ndarray, *, rounds: int = 3, n_relevant: int = 3, n_irrelevant: int = 3,
                     depth: int = 100, alpha: float = 0.5, cfg: TrainConfig = TrainConfig(epochs=2),
                     k: int = 3, device: torch.device | str = "cpu") -> pd.DataFrame:

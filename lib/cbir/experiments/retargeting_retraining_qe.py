@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cbir.retarget import (MethodConfig, RetargetHead, RetrainData, TrainConfig, _feats, check_pipeline, evaluate,
-                           feedback_rounds, fu_targets, full_ranking, pipeline_name, rf_targets, rri_targets,
+from cbir.retarget import (FCRetargetHead, MethodConfig, RetargetHead, RetrainData, TrainConfig, _feats,
+                           check_pipeline, evaluate, feedback_rounds, fu_targets, full_ranking, has_fc_layers,
+                           pipeline_name, pool5_backbone, reference_transform, rf_targets, rri_targets,
                            run_pipeline, simulate_feedback, transform)
 
 
@@ -64,6 +65,16 @@ class SplitFeatures:
     """Validation mAP per candidate input size when the size was chosen (:func:`select_image_size`)."""
     feature_seconds: float = 0.0
     """Wall time of the backbone features of this split (cache hits included), for the timing table."""
+    fc_classifier: object = None
+    """The pretrained network's classifier (FC6, FC7, ...) when the features are pool5 (:func:`has_fc_layers`);
+    None for the frozen-feature head (EfficientNet-Lite0)."""
+
+    def new_head(self, layer: str) -> RetargetHead | FCRetargetHead:
+        """A fresh head for ``layer``: the pretrained FC6/FC7 (:class:`FCRetargetHead`) over pool5 features
+        when the network has them, else the identity-initialised frozen-feature :class:`RetargetHead`."""
+        if self.fc_classifier is not None:
+            return FCRetargetHead.from_classifier(self.fc_classifier, layer)
+        return RetargetHead(self.x_db.shape[1], layer)
 
     def project(self, x: np.ndarray) -> np.ndarray:
         """Apply the split's feature projection (PCA, see :func:`fit_projection`) to raw backbone features."""
@@ -125,6 +136,13 @@ def prepare_dataset(name: str, P, backbone, *, verbose: bool = True) -> SplitFea
     """
     from cbir.data import load_dataset, stratified_subset
 
+    classifier = None
+    if has_fc_layers(backbone):  # the paper's path: trunk cut at pool5, FC6/FC7 retrained (Sec. 3.2)
+        if P.pca_dim is not None:
+            raise ValueError(f"pca_dim={P.pca_dim} with backbone {backbone.name!r}: the pretrained FC6 reads raw "
+                             "pool5 features; set retarget.pca_dim: null in params/<profile>.yaml")
+        classifier = backbone.module.classifier
+        backbone = pool5_backbone(backbone)
     size, size_sel = int(dict(P.image_sizes).get(name, P.image_size)), None
     if name in dict(P.size_select):
         size, size_sel = select_image_size(name, P, backbone, list(dict(P.size_select)[name]), verbose=verbose)
@@ -168,9 +186,11 @@ def prepare_dataset(name: str, P, backbone, *, verbose: bool = True) -> SplitFea
     protocol = (f"{name}: database {len(y_db)} images, {len(q_idx)} queries ({how}), "
                 f"{len(np.unique(y_db))} classes; relevance = same class; backbone {backbone.name} pooled "
                 f"{feat} @ {size}px; Euclidean distance")
-    model = run_model(backbone.name, backbone.source, backbone.feature_dim, P.pca_dim)
+    model = run_model(backbone.name, backbone.source, backbone.feature_dim, P.pca_dim,
+                      head=FC_HEAD if classifier is not None else HEAD)
     return SplitFeatures(name, x_db, y_db, x_pool, y_pool, q_idx, db_images, pool_images, size, protocol, proj=proj,
-                         model=model, queries_from=queries_from, size_selection=size_sel, feature_seconds=t_feat)
+                         model=model, queries_from=queries_from, size_selection=size_sel, feature_seconds=t_feat,
+                         fc_classifier=classifier)
 
 
 def select_image_size(name: str, P, backbone, sizes: Sequence[int], *, verbose: bool = True
@@ -295,9 +315,19 @@ def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
                                 "query": q_idx, "ap_all": r.pop("ap_all"), f"ap_at_{k}": r.pop(f"ap_at_{k}")}))
         return r
 
-    rows = [{"scheme": "Backbone => pooled", "pipeline": "none", "layer": "pooled", "rf_users": "",
-             **split(evaluate(xq, yq, sf.x_db, sf.y_db, k=k, per_query=True), "none", "pooled", ""),
-             "train_seconds": 0.0, "epochs": 0, "n_users": 0}]
+    if sf.fc_classifier is None:  # frozen-feature head: the baseline is the backbone's pooled features
+        rows = [{"scheme": "Backbone => pooled", "pipeline": "none", "layer": "pooled", "rf_users": "",
+                 **split(evaluate(xq, yq, sf.x_db, sf.y_db, k=k, per_query=True), "none", "pooled", ""),
+                 "train_seconds": 0.0, "epochs": 0, "n_users": 0}]
+    else:  # the pretrained network's own FC7 (layer "pooled" = the baseline row) and FC6 responses
+        rows = []
+        for lay, tag in (("fc7", "pooled"), ("fc6", "fc6")):
+            ref = sf.new_head(lay)
+            r = evaluate(reference_transform(ref, xq), yq, reference_transform(ref, sf.x_db), sf.y_db, k=k,
+                         per_query=True)
+            rows.append({"scheme": f"Pretrained => {lay.upper()}", "pipeline": "none", "layer": tag,
+                         "rf_users": "", **split(r, "none", tag, ""), "train_seconds": 0.0, "epochs": 0,
+                         "n_users": 0})
     heads: dict[str, RetargetHead] = {}
     for scheme in schemes:
         steps, layer = scheme[0], scheme[1]
@@ -305,7 +335,7 @@ def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
         d = data[users or P.rf_users]
         t0 = time.perf_counter()
         head, hist = run_pipeline(steps, d, layer=layer, mcfg=mcfg[users or P.rf_users], cfg=cfg, device=device,
-                                  progress=progress)
+                                  head=sf.new_head(layer), progress=progress)
         secs = time.perf_counter() - t0
         head.cpu()
         r = evaluate(transform(head, xq), yq, transform(head, sf.x_db), sf.y_db, k=k, per_query=True)
@@ -329,6 +359,8 @@ def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
 def crop_features(sf: SplitFeatures, items: np.ndarray, P, backbone) -> np.ndarray:
     """Features of the nine half-size crops (Sec. 4) of database images ``items`` (pooled backbone features,
     projected like the split's): (U, 9, D)."""
+    if sf.fc_classifier is not None:  # the head reads pool5 features
+        backbone = pool5_backbone(backbone)
     from cbir import cache
     from cbir.expansion import nine_crops
 
@@ -444,6 +476,8 @@ def cropped_query_table(P, backbone, splits: dict[str, SplitFeatures] | None = N
 
     name = P.crop_dataset
     head = None
+    if has_fc_layers(backbone):  # heads and 'none' alike read pool5 features on AlexNet / VGG
+        backbone = pool5_backbone(backbone)
     if splits is not None and name in splits:
         sf = splits[name]
         if P.crop_scheme != "none":
@@ -578,7 +612,7 @@ def rounds_table(sf: SplitFeatures, P, device: torch.device | str = "cpu") -> pd
           else np.sort(stratified_subset(sf.y_db, P.rounds_db_per_class, P.seed)))
     q = sf.q_idx[:min(P.rounds_queries, len(sf.q_idx))]
     cfg = TrainConfig(P.rounds_epochs, P.batch_size, P.rounds_lr_fc6, P.rounds_lr_fc7, P.seed)
-    df = feedback_rounds(RetargetHead(sf.x_db.shape[1], "fc7"), sf.x_db[db], sf.y_db[db], sf.x_pool[q],
+    df = feedback_rounds(sf.new_head("fc7"), sf.x_db[db], sf.y_db[db], sf.x_pool[q],
                          sf.y_pool[q], rounds=P.rounds, n_relevant=P.rounds_relevant,
                          n_irrelevant=P.rounds_irrelevant, depth=P.rf_depth, alpha=P.alpha, cfg=cfg, k=3,
                          device=device)
@@ -703,8 +737,12 @@ def plot_stability(stab: pd.DataFrame):
 PAPER = "05_retarget"
 """Stem of the reported CSV and of its settings CSV (``lib/cbir/reported/settings/05_retarget.csv``)."""
 
-HEAD = "identity-initialised FC6,FC7 head on frozen features"
-"""What this suite retrains (:class:`cbir.retarget.RetargetHead`), for :func:`model_text`."""
+HEAD = "frozen-feature head: identity-initialised FC6,FC7 on frozen pooled features"
+"""What this suite retrains on a network without FC layers (:class:`cbir.retarget.RetargetHead`), for
+:func:`model_text`."""
+
+FC_HEAD = "the network's pretrained FC6,FC7 on frozen pool5 (per-channel PReLU)"
+"""What is retrained on AlexNet / VGG (:class:`cbir.retarget.FCRetargetHead`), the paper's path (Sec. 3.2)."""
 
 OURS_RF_USERS = "database images as users (not the evaluation queries)"
 """Who the RF users are in the held-out variant of :func:`retrain_data` (``rf_users="database"``)."""
@@ -730,12 +768,13 @@ def model_text(arch: str, weights: str, features: str, retrained: str) -> str:
     return f"{arch} ({weights} weights), features {features}; retrained: {retrained}"
 
 
-def run_model(name: str, source: str, feature_dim: int, pca_dim: int | None) -> str:
+def run_model(name: str, source: str, feature_dim: int, pca_dim: int | None, head: str = HEAD) -> str:
     """:func:`model_text` of a run: the backbone that actually ran (``Backbone.name`` / ``.source``), its
-    pooled feature size, the PCA projection and the identity-initialised head."""
+    pooled feature size, the PCA projection and what is retrained (:data:`HEAD` or :data:`FC_HEAD`)."""
     weights = "ImageNet" if "ImageNet" in source else source
-    feats = f"pooled {int(feature_dim)}-d" + (f" -> PCA {int(pca_dim)}" if pca_dim else "")
-    return model_text(name, weights, feats, HEAD)
+    kind = "pool5" if name.endswith("-pool5") else "pooled"
+    feats = f"{kind} {int(feature_dim)}-d" + (f" -> PCA {int(pca_dim)}" if pca_dim else "")
+    return model_text(name, weights, feats, head)
 
 
 def metric_text(metric: str, k: int | None = None) -> str:

@@ -10,6 +10,7 @@ SCHEMA = {
     # data and frozen backbone features (computed once per dataset, cached)
     "datasets": ListOf(Str(), min_len=1),  # cbir.data names: digits, cifar10_subset, caltech101_subset, ...
     "backbone": Str(),  # cbir.models.backbones.pretrained_backbone name ("auto" = EfficientNet-Lite0 offline)
+    "backbone_fallback": Bool(),  # without the network's weights: EfficientNet-Lite0 (true) or WeightsNotFoundError (false)
     "image_size": Int(min=16, max=512),  # backbone input side (CIFAR 32 px is upsampled)
     "image_sizes": Dict(),  # per-dataset override of image_size, e.g. {caltech101_subset: 96}
     "n_queries": Int(min=1),  # evaluation queries drawn from the test split (paper: 1,000 on CIFAR-10)
