@@ -1,5 +1,6 @@
 """Tests of cbir.retarget: FU / RRI / RF targets (Tzelepi & Tefas 2018, Eq. 1-14), the head, retraining."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -309,3 +310,67 @@ def test_paper_profile_without_alexnet_weights_raises_one_clear_error(monkeypatc
     monkeypatch.setattr(backbones, "weights_file", lambda name, weights_path=None: None)
     with pytest.raises(backbones.WeightsNotFoundError, match="alexnet ImageNet weights"):
         backbones.pretrained_backbone(P.backbone, fallback=P.backbone_fallback, verbose=False)
+
+
+# ------------------------------------------------------------------ Fig. 12 sweep, distractors (Eq. 9-10), Table 9
+def _tiny_split(seed=0, n_per_class=8, n_classes=4, dim=8):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    x = (rng.normal(size=(n_classes, dim))[y] * 2 + rng.normal(size=(len(y), dim))).astype(np.float32)
+    db = np.arange(len(y)) % 4 != 0  # 3/4 database, 1/4 queries
+    return xp.SplitFeatures("tiny", x[db], y[db], x[~db], y[~db], np.arange(int((~db).sum())), None, None, 8, "tiny")
+
+
+def _tiny_params(**kw):
+    import cbir
+
+    return cbir.params.load("smoke", "retarget", {"n_train": 24, "n_users": 3, "epochs": 1, "map_k": 5, "rri_n": 2,
+                                                  "rf_heldout_check": False, **kw})
+
+
+def test_rri_with_distractors_trains_on_labelled_plus_gathered():
+    y = np.array([0, 0, 1, 1])
+    x = np.array([[0, 0], [1, 0], [10, 0], [11, 0]], np.float32)
+    d = np.array([[0.5, 1.0], [100, 100]], np.float32)  # the first is near class 0, the second far from all
+    data = retarget.RetrainData(x, y, x, y)
+    gathered, _ = retarget.distractor_targets(x, y, d, n=2, theta=0.5)
+    assert gathered.tolist() == [0]  # the far distractor is among no 2 nearest irrelevant: never gathered
+    head, hist, n_g = retarget.run_rri_with_distractors(
+        data, d, layer="fc7", mcfg=retarget.MethodConfig(rri_n=1), cfg=retarget.TrainConfig(epochs=1, batch_size=2))
+    g1, _ = retarget.distractor_targets(x, y, d, n=1, theta=0.5)
+    assert n_g == len(g1) == 1 and (hist["n_samples"] == 4 + n_g).all()
+    assert hist["method"].unique().tolist() == ["rri+distractors"]
+
+
+def test_train_size_table_caps_sizes_at_the_database_and_shares_queries():
+    sf = _tiny_split()
+    sizes, sizes_q = xp.train_size_table(sf, _tiny_params(train_sizes=[8, 4, 100]))
+    assert sizes["n_train"].tolist() == [4, 8, 24]
+    assert sizes_q.groupby("n_train")["query"].apply(list).map(len).tolist() == [8, 8, 8]
+    assert (sizes["epochs"] == 1).all() and (sizes["n_db"] == 24).all()
+
+
+def test_distractor_table_drops_distractor_queries_and_unlabels_their_images():
+    sf = _tiny_split()
+    t, tq = xp.distractor_table(sf, _tiny_params(distractor_classes=1))
+    assert t["variant"].tolist() == ["baseline", "RRI (FC7)", "RRI + distractors (FC7, Eq. 9-10)"]
+    assert (t["n_distractors"] == 6).all() and (t["n_queries"] == 6).all()  # class 3: 6 db images, 2 queries
+    assert (t["n_train"] == 18).all() and t["n_gathered"].iloc[:2].tolist() == [0, 0]
+    assert set(tq["query"]) == set(np.flatnonzero(sf.y_pool != 3))
+    base = retarget.evaluate(sf.x_pool[sf.y_pool != 3], sf.y_pool[sf.y_pool != 3], sf.x_db,
+                             np.where(sf.y_db == 3, -1, sf.y_db), k=5)["map_all"]
+    assert t["map_all"].iloc[0] == pytest.approx(base)
+    with pytest.raises(ValueError, match="distractor_classes=3"):
+        xp.distractor_table(sf, _tiny_params(distractor_classes=3))
+
+
+def test_pass_timing_rows_are_not_comparable():
+    passes = pd.DataFrame([{"dataset": "digits", "step": s, "ms_per_image": v, "ms_min": v * 0.9, "ms_max": v * 1.1,
+                            "batch": 32, "image_size": 32, "repeats": 5, "threads": 1, "device": "cpu",
+                            "model": "efficientnet_lite0"} for s, v in (("forward pass (trunk + FC7 head)", 2.0),
+                                                                       ("backward pass (FC6/FC7 head)", 0.01))])
+    from cbir import report
+
+    t = report.table(xp.timing_rows(passes), "05")
+    assert t["reported"].tolist() == [2.73, 3.32]
+    assert t["verdict"].tolist() == ["not comparable", "not comparable"]

@@ -196,3 +196,28 @@ def test_pr_table_baseline_curve_ends_at_full_recall():
     a, b = (pr[pr.scheme == k][["precision", "recall"]].to_numpy() for k in ("none@pooled", "fu@fc7"))
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert pr.groupby("scheme").size().tolist() == [5, 5]
+
+
+def test_fig12_and_distractor_rows_from_their_tables():
+    from cbir import report
+
+    P, tables = fixture("medium")
+    n_q, common = 40, {"dataset": "cifar10_subset", "n_db": 10000, "n_queries": 40, "epochs": P.epochs,
+                       "model": tables[0]["model"].iloc[0], "queries_from": TEST_SPLIT, "relevance": "same class label"}
+    sizes = pd.DataFrame([{**common, "n_train": n, "map_all": m} for n, m in ((1000, 0.30), (3000, 0.31), (10000, 0.33))])
+    sizes_q = pd.concat([pd.DataFrame({"dataset": "cifar10_subset", "n_train": n, "query": np.arange(n_q),
+                                       "ap_all": np.full(n_q, m)}) for n, m in ((1000, 0.30), (3000, 0.31), (10000, 0.33))])
+    distr = pd.DataFrame([{**common, "variant": v, "map_all": m, "n_gathered": g, "n_distractors": 2000, "n_train": 2400}
+                          for v, m, g in (("baseline", 0.2, 0), ("RRI (FC7)", 0.4, 0),
+                                          ("RRI + distractors (FC7, Eq. 9-10)", 0.39, 150))])
+    distr_q = pd.concat([pd.DataFrame({"dataset": "cifar10_subset", "variant": v, "query": np.arange(n_q),
+                                       "ap_all": np.full(n_q, m) + 0.01 * (np.arange(n_q) % 3)})
+                         for v, m in (("baseline", 0.2), ("RRI (FC7)", 0.4), ("RRI + distractors (FC7, Eq. 9-10)", 0.39))])
+    rows = {r.claim: r for r in xp.paper_rows(*tables, P, sizes=sizes, sizes_q=sizes_q, distr=distr, distr_q=distr_q)}
+    f12 = rows["FU (FC7) gains from more training images: mAP at 10000 minus at 3000 (cifar10_subset)"]
+    assert f12.ours == pytest.approx(0.02) and f12.reported == pytest.approx(0.1678 - 0.1606)
+    assert f12.verdict == "holds here" and "dataset" in axes(f12)
+    dr = rows["distractor targets (Eq. 9-10) improve RRI (FC7) in a database with distractors, mAP (cifar10_subset)"]
+    assert dr.ours == pytest.approx(-0.01) and dr.reported is None and dr.verdict == "fails here"
+    assert "150 of 2000 distractors gathered" in dr.note
+    assert report.table(list(rows.values()), "05")["claim"].is_unique

@@ -83,6 +83,7 @@ TOLERANCES: dict[str, tuple[float, float, str]] = {
     "n_params_millions": (0.0, 0.1, "10 %"),
     "sec_per_epoch": (0.0, 0.25, "25 % (different hardware: indicative only)"),
     "ms_per_code": (0.0, 0.25, "25 % (different hardware: indicative only)"),
+    "ms_per_image": (0.0, 0.25, "25 % (different hardware: indicative only)"),
     "speedup_x": (0.0, 0.25, "25 %"),
     "break_rotation_deg": (1.0, 0.0, "1 degree"),
     "break_crop_pct": (2.5, 0.0, "2.5 % crop"),

@@ -702,6 +702,42 @@ def run_pipeline(pipeline: Sequence[str], data: RetrainData, *, layer: str, mcfg
     return head, pd.concat(hist, ignore_index=True)
 
 
+def run_rri_with_distractors(data: RetrainData, x_distractors: np.ndarray, *, layer: str, mcfg: MethodConfig,
+                             cfg: TrainConfig, theta: float = 0.5, device: torch.device | str = "cpu",
+                             head: RetargetHead | FCRetargetHead | None = None
+                             ) -> tuple[RetargetHead | FCRetargetHead, pd.DataFrame, int]:
+    """RRI retraining with distractors, Eq. (4)-(10) of Tzelepi & Tefas (2018), Sec. 3.1.2.
+
+    The labelled images get the Eq. (8) targets; every distractor that is among the ``mcfg.rri_n`` nearest
+    irrelevant representations of some training image is *gathered* and gets the Eq. (10) target (pushed
+    away from that image, :func:`distractor_targets`); both sets are regressed together in one step.
+
+    Parameters
+    ----------
+    data : RetrainData        ``x_train``, ``y_train`` (the labelled training images).
+    x_distractors : (P, D)    backbone features of the distractor images (no class).
+    layer, mcfg, cfg, device, head : as in :func:`run_pipeline`.
+    theta : float in [0, 0.5] Eq. (10) (paper: 0.5, Sec. 5.3.2).
+
+    Returns
+    -------
+    head, history (``step, method, epoch, loss, n_samples, seconds``), number of gathered distractors.
+    """
+    head = head if head is not None else RetargetHead(data.x_train.shape[1], layer)
+    xd = _feats(x_distractors, "x_distractors")
+    t0 = time.perf_counter()
+    z, zd = transform(head, data.x_train), transform(head, xd)
+    t_lab = rri_targets(z, data.y_train, m=mcfg.rri_m, n=mcfg.rri_n, beta=mcfg.beta)
+    gathered, t_d = distractor_targets(z, data.y_train, zd, n=mcfg.rri_n, theta=theta)
+    x_in = np.concatenate([data.x_train, xd[gathered]])
+    h = fit_targets(head, x_in, np.concatenate([t_lab, t_d]), cfg, device, desc=f"rri+distractors ({layer})")
+    h.insert(0, "step", 1)
+    h.insert(1, "method", "rri+distractors")
+    h["n_samples"] = len(x_in)
+    h["seconds"] = time.perf_counter() - t0
+    return head, h, int(len(gathered))
+
+
 # ============================================================================================ evaluation
 def full_ranking(xb: np.ndarray, xq: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     """Euclidean ranking of the whole database for every query, ties broken by index: int64 (Q, N).

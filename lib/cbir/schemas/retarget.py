@@ -43,6 +43,11 @@ SCHEMA = {
     "batch_size": Int(min=1),  # paper: 64
     "lr_fc6": Float(min=0.0),  # small rate for FC6 (paper: Adam lr 1e-5)
     "lr_fc7": Float(min=0.0),  # larger rate for FC7 (the layer of interest)
+    # Fig. 12 (training-set size), distractors (Eq. 9-10), Table 9 (pass times)
+    "train_sizes": ListOf(Int(min=3)),  # FU (FC7) training images swept on the first dataset ([] skips; paper 2k..40k)
+    "distractor_classes": Int(min=0),  # last classes of the first dataset turned into distractors (0 skips)
+    "theta": Float(min=0.0, max=0.5),  # Eq. 10 (paper: 0.5)
+    "pass_timing_images": Int(min=1),  # batch of database images timed for the Table 9 analogue (1 thread)
     # evaluation and query expansion (Sec. 4, 5.1)
     "map_k": Int(min=1),  # mAP@k (paper: 50)
     "qe_scheme": Str(),  # "<pipeline>@<layer>" QE/SVQE runs on, fixed a priori (paper's best on CIFAR-10: fu+rri@fc7)
