@@ -74,6 +74,9 @@ __all__ = [
     "stronger_when",
     "STRONGER_WHEN",
     "per_modification_f",
+    "PAPER_NETWORKS",
+    "paper_network",
+    "cnn_backbone",
     "best_index",
     "dataset_id",
     "weights_text",
@@ -783,6 +786,53 @@ def encode_hashes(
         rows.append({"hash": name, "n_bits": h.n_bits, "n_images": n_img, "seconds": sec,
                      "images_per_s": n_img / sec if sec == sec and sec > 0 else float("nan")})
     return out, pd.DataFrame(rows)
+
+
+#: The paper's layers per network (Sec. 6.2 lists, Keras names; :data:`cbir.models.layer_features.KERAS_LAYERS`
+#: maps them to torchvision modules) and the networks' input sides (Keras defaults). Xception: not in
+#: torchvision, not run.
+PAPER_NETWORKS: dict[str, dict[str, Any]] = {
+    "resnet50": {"size": 224, "layers": [*(f"activation_{i}" for i in (4, 7, 10, 13, 16, 19, 22, 28, 31, 34, 37,
+                                                                      40, 43, 46)), "avg_pool"]},
+    "vgg16": {"size": 224, "layers": ["block3_pool", "block4_pool", "block5_pool", "flatten", "fc1", "fc2"]},
+    "vgg19": {"size": 224, "layers": ["block3_pool", "block4_pool", "block5_pool", "flatten", "fc1", "fc2"]},
+    "inception_v3": {"size": 299, "layers": [f"mixed{i}" for i in range(11)]},
+}
+
+
+def paper_network(name: str) -> dict[str, Any]:
+    """``phash`` params overrides that run one of the paper's networks on its Sec. 6.2 layers (torchvision names).
+
+    ``{"backbone", "cnn_layers", "cnn_flatten_layers", "cnn_size"}``; e.g. ``overrides =
+    xp.paper_network("vgg16")`` in the notebook's parameters cell. A flattened Keras layer (``flatten``) is
+    its pooling layer's module, listed in ``cnn_flatten_layers`` too; ``fc1`` / ``fc2`` are vectors already.
+    """
+    from cbir.models.backbones import NOT_IN_TORCHVISION
+    from cbir.models.layer_features import KERAS_FLATTENED, keras_layer
+
+    if name in NOT_IN_TORCHVISION:
+        raise ValueError(f"network {name!r}: {NOT_IN_TORCHVISION[name]}")
+    if name not in PAPER_NETWORKS:
+        raise ValueError(f"network {name!r} unknown; the paper's networks here: {sorted(PAPER_NETWORKS)}")
+    spec = PAPER_NETWORKS[name]
+    layers = list(dict.fromkeys(keras_layer(name, k) for k in spec["layers"]))
+    flat = list(dict.fromkeys(keras_layer(name, k) for k in spec["layers"] if k in KERAS_FLATTENED))
+    return {"backbone": name, "cnn_layers": layers, "cnn_flatten_layers": flat, "cnn_size": spec["size"]}
+
+
+def cnn_backbone(P: Any, weights: str = "imagenet") -> Any:
+    """The network of ``P.backbone`` (Sec. 6.2) with :func:`cbir.models.backbones.pretrained_backbone`.
+
+    ``auto`` is the offline EfficientNet-Lite0 stand-in (smoke / medium: the CNN rows' model axis then
+    differs from the paper's). A named network (``paper``: ``resnet50``) never falls back: without its
+    ImageNet weights file this raises one :class:`cbir.models.backbones.WeightsNotFoundError` naming the file
+    and where to place it. ``weights="random"`` builds it with seeded random weights, marked so in
+    ``source`` (tests of the path; never a result).
+    """
+    from cbir.models.backbones import pretrained_backbone
+
+    return pretrained_backbone(P.backbone, weights_path=P.weights_path, allow_download=P.allow_download,
+                               fallback=P.backbone == "auto", weights=weights, seed=P.seed)
 
 
 def encode_cnn(

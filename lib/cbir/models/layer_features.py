@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["POOLS", "NETWORK_NAMES", "feature_name", "l2_normalize", "layer_features", "cached_layer_features"]
+__all__ = ["POOLS", "NETWORK_NAMES", "KERAS_LAYERS", "KERAS_FLATTENED", "feature_name", "keras_layer", "l2_normalize",
+           "layer_features", "cached_layer_features"]
 
 #: Spatial reductions of a (C, H, W) map: global average, global max, or flatten (C * H * W).
 POOLS: tuple[str, ...] = ("avg", "max", "flatten")
@@ -32,6 +33,7 @@ POOLS: tuple[str, ...] = ("avg", "max", "flatten")
 NETWORK_NAMES: dict[str, str] = {
     "efficientnet_lite0": "EfficientNetLite0",
     "vgg16": "VGG16",
+    "vgg19": "VGG19",
     "resnet50": "ResNet50",
     "resnet18": "ResNet18",
     "inception_v3": "InceptionV3",
@@ -205,3 +207,78 @@ def cached_layer_features(
                       lambda: layer_features(backbone, images, layers, pools, size, batch_size, progress=progress,
                                              flatten_layers=flatten_layers),
                       cache_dir, code=(layer_features, type(backbone)))
+
+
+def _resnet50_keras() -> dict[str, str]:
+    blocks = [(s, i) for s, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for i in range(n)]
+    out = {f"activation_{4 + 3 * b}": f"trunk.layer{s}.{i}" for b, (s, i) in enumerate(blocks)}
+    out.update({"avg_pool": "trunk.avgpool", "flatten_1": "trunk.avgpool"})
+    return out
+
+
+def _vgg_keras(pools: Sequence[int]) -> dict[str, str]:
+    out = {f"block{i + 1}_pool": f"features.{p}" for i, p in enumerate(pools)}
+    out.update({"flatten": f"features.{pools[-1]}", "fc1": "classifier.1", "fc2": "classifier.4"})
+    return out
+
+
+#: Keras layer names of Gaillard et al. (2018), Sec. 6.2, -> module paths of our torchvision backbones
+#: (:func:`cbir.models.backbones.pretrained_backbone`; hooks of :func:`layer_features`).
+#:
+#: ============  =====================================  ===========================================  =========
+#: network       Keras layer (paper)                    torchvision module (``layers=``)             at 224 px
+#: ============  =====================================  ===========================================  =========
+#: ResNet50      ``activation_{4+3b}``, b = 0..15: the  ``trunk.layer{s}.{i}``: bottleneck ``i`` of  (C, H, W)
+#:               ReLU after the add of bottleneck b     stage ``s`` (its output ReLU; torchvision's
+#:                                                      one ``relu`` module runs three times, so the
+#:                                                      block, not ``.relu``, is hooked)
+#: ResNet50      ``activation_40``                      ``trunk.layer3.5`` (= ``trunk.layer3``)      1024x14x14
+#: ResNet50      ``activation_43``                      ``trunk.layer4.0``                           2048x7x7
+#: ResNet50      ``activation_46``                      ``trunk.layer4.1``                           2048x7x7
+#: ResNet50      ``activation_49`` (not in the paper)   ``trunk.layer4.2`` (= ``trunk.layer4``)      2048x7x7
+#: ResNet50      ``avg_pool``, ``flatten_1``            ``trunk.avgpool`` (avg / flatten)            2048x1x1
+#: VGG16         ``block3/4/5_pool``                    ``features.16`` / ``features.23`` /          512x7x7
+#:                                                      ``features.30`` (MaxPool2d)                  (block5)
+#: VGG16         ``flatten``                            ``features.30`` with pool ``flatten``        25088
+#: VGG19         ``block3/4/5_pool``, ``flatten``       ``features.18`` / ``.27`` / ``.36``;         512x7x7
+#:                                                      ``features.36`` flattened                    / 25088
+#: VGG16/19      ``fc1``, ``fc2``                       ``classifier.1``, ``classifier.4`` (ReLUs)   4096
+#: InceptionV3   ``mixed0`` .. ``mixed10``              ``trunk.Mixed_5b``, ``5c``, ``5d``, ``6a``,  mixed9:
+#:                                                      ``6b``, ``6c``, ``6d``, ``6e``, ``7a``,      2048x8x8
+#:                                                      ``7b``, ``7c`` (299 px input)                at 299
+#: Xception      ``add_*``, ``block14_sepconv*_act``    none: torchvision has no Xception; not run   --
+#: ============  =====================================  ===========================================  =========
+#:
+#: Differences that remain: torchvision's ResNet50 (V1 weights) puts the stride-2 in the 3x3 convolution of a
+#: bottleneck, Keras' (converted Caffe) model in the 1x1; Keras flattens (H, W, C), torchvision (C, H, W): a
+#: fixed permutation, so cosine and Euclidean distances are unchanged; Keras' VGG/ResNet inputs are
+#: Caffe-style BGR mean-subtracted, ours are torchvision-normalised RGB. ``b = 3`` (``activation_13``) is
+#: ``trunk.layer2.0``.
+KERAS_LAYERS: dict[str, dict[str, str]] = {
+    "resnet50": _resnet50_keras(),
+    "vgg16": _vgg_keras((4, 9, 16, 23, 30)),
+    "vgg19": _vgg_keras((4, 9, 18, 27, 36)),
+    "inception_v3": {f"mixed{i}": f"trunk.Mixed_{m}"
+                     for i, m in enumerate(("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"))},
+}
+
+#: Keras layers the paper flattens instead of pooling (``flatten``, ``flatten_1``).
+KERAS_FLATTENED: frozenset[str] = frozenset({"flatten", "flatten_1"})
+
+
+def keras_layer(network: str, keras_name: str) -> str:
+    """The torchvision module path of the paper's Keras layer ``keras_name`` (:data:`KERAS_LAYERS`).
+
+    >>> keras_layer("resnet50", "activation_46")
+    'trunk.layer4.1'
+    """
+    from cbir.models.backbones import NOT_IN_TORCHVISION
+
+    if network in NOT_IN_TORCHVISION:
+        raise ValueError(f"network {network!r}: {NOT_IN_TORCHVISION[network]}")
+    if network not in KERAS_LAYERS:
+        raise ValueError(f"network {network!r} has no Keras layer table; known: {sorted(KERAS_LAYERS)}")
+    table = KERAS_LAYERS[network]
+    if keras_name not in table:
+        raise ValueError(f"Keras layer {keras_name!r} unknown for {network}; known: {sorted(table)}")
+    return table[keras_name]
