@@ -69,6 +69,35 @@ def test_paper_flatten_layers_have_the_papers_dimensions():
     assert f["trunk.layer4.1_max"].shape == (1, 2048)
 
 
+def test_paper_params_are_the_papers_resnet50_layers_and_overrides_validate():
+    P = cbir.params.load("paper", "phash")
+    assert P.backbone == "resnet50"
+    assert P.cnn_layers == xp.paper_network("resnet50")["cnn_layers"]
+    assert keras_layer("resnet50", "activation_43") == "trunk.layer4.0" in P.cnn_layers
+    assert keras_layer("resnet50", "activation_46") == "trunk.layer4.1" in P.cnn_layers
+    for net in ("vgg16", "vgg19", "inception_v3"):
+        assert cbir.params.load("paper", "phash", xp.paper_network(net)).backbone == net
+    with pytest.raises(ValueError, match="torchvision has no Xception"):
+        xp.paper_network("xception")
+    with pytest.raises(ValueError, match="Keras layer 'activation_45' unknown for resnet50"):
+        keras_layer("resnet50", "activation_45")
+    assert set(KERAS_LAYERS) == set(xp.PAPER_NETWORKS)
+
+
+def test_paper_profile_stops_at_the_backbone_with_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(backbones, "weights_dirs", lambda: [tmp_path / "weights"])
+    P = cbir.params.load("paper", "phash")
+    with pytest.raises(WeightsNotFoundError) as e:
+        xp.cnn_backbone(P)  # the notebook's backbone cell
+    msg = str(e.value)
+    assert "resnet50 ImageNet weights (ResNet50_Weights.IMAGENET1K_V1) are not on this machine" in msg
+    assert f"place resnet50-0676ba61.pth (from https://download.pytorch.org/models/resnet50-0676ba61.pth) in " \
+           f"{tmp_path / 'weights'}" in msg
+    # the same path with random weights (marked) runs the paper's layers
+    bb = xp.cnn_backbone(P, weights="random")
+    assert bb.name == "resnet50" and "RANDOM weights" in bb.source
+
+
 def test_medium_keeps_the_auto_stand_in():
     P = cbir.params.load("medium", "phash")
     assert P.backbone == "auto"
