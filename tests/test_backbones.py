@@ -44,3 +44,15 @@ def test_random_weights_are_marked_and_seeded(no_weights):
     assert a.name == "alexnet" and "RANDOM weights" in a.source and a.feature_dim == 4096
     x = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     np.testing.assert_array_equal(a.features(x, 64, progress=False), b.features(x, 64, progress=False))
+
+
+def test_local_inception_weights_get_torchvision_input_transform(no_weights):
+    import torch
+    import torchvision
+
+    f = no_weights / "w" / B.WEIGHTS["googlenet"].filename
+    f.parent.mkdir()
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+    torch.save(net.state_dict(), f)
+    bb = B.pretrained_backbone("googlenet", verbose=False)
+    assert "from" in bb.source and bb.module.trunk.transform_input is True

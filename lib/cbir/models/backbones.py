@@ -233,7 +233,11 @@ def _torchvision_backbone(name: str, weights_file: Path | None, allow_download: 
         source = (f"RANDOM weights (torch seed {random_seed}): tests the {name} path, NOT ImageNet features "
                   f"({entry.filename} not used)")
     elif weights_file is not None:
-        net = torchvision.models.get_model(entry.arch, weights=None, **kw)
+        # torchvision's GoogLeNet/Inception v3 ImageNet weights expect transform_input=True (set by
+        # get_model when it loads them itself): it maps our ImageNet-normalised input to the (x - 0.5) / 0.5
+        # scaling the original weights were trained on
+        net = torchvision.models.get_model(entry.arch, weights=None,
+                                           **({**kw, "transform_input": True} if kw else {}))
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
         if name in ("googlenet", "inception_v3"):
             state = {k: v for k, v in state.items() if not k.startswith("aux")}
