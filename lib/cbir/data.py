@@ -388,7 +388,10 @@ def _cifar10_subset(split: str, data_dir):
 
 def _folder(root: Path, n_per_class: int | None, seed: int, strict: bool, image_size: int | None):
     if not root.is_dir():
-        raise DatasetNotFoundError(f"image folder {root} does not exist; expected one sub-folder per class")
+        raise DatasetNotFoundError(
+            f"image folder {root} ({root.resolve()}) does not exist; expected one sub-folder per class "
+            f"(<root>/<class>/*.jpg). A relative path is read from the working directory (the notebooks/ "
+            f"folder under papermill): give an absolute path or place the images there")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     per_class = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) for c in folders}
     empty = [c for c in folders if not per_class[c]]
