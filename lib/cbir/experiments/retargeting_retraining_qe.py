@@ -1062,6 +1062,16 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
     ds = next((d for d in datasets if d.startswith("cifar10")), datasets[0])
     t = schemes[schemes["dataset"] == ds].set_index(["pipeline", "layer"])
     boot = lambda v: intervals.bootstrap_mean(v, seed=P.seed)  # noqa: E731
+
+    def gain_rows(per_query, sel, pairs, source: str, ref, setting, note: str) -> None:
+        """One direction row per ``(claim, ours a, ours b, paper a, paper b)``: the paired per-query mAP
+        gain of a over b, beside the paper's gain of ``ref(pa)`` over ``ref(pb)``."""
+        for claim, a, b, ra, rb in pairs:
+            d = _paired(per_query, sel(a), sel(b), "ap_all")
+            rows.append(report.direction_row(
+                claim, source, float(d.mean()), interval=boot(d),
+                interval_kind=f"paired bootstrap over {len(d)} queries", setting=setting,
+                paper=ref(ra).setting, metric="mAP gain", reported=ref(ra).value - ref(rb).value, note=note))
     metrics = (("map", "map_all", "ap_all", "map_gain", "map"),
                ("map_at_50", f"map_at_{k}", f"ap_at_{k}", "map_at_50_gain", "map_at_k"))
 
@@ -1191,13 +1201,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
                       "best approach (RRI FC7)")]
             if sv in set(g["variant"]):
                 pairs.append((f"SVQE improves on average QE, mAP ({dsq})", sv, qe_v, "SVQE", "QE"))
-            for claim, a, b, ra, rb in pairs:
-                d = _paired(qe_q, sel(a), sel(b), "ap_all")
-                rows.append(report.direction_row(
-                    claim, "Table 11", float(d.mean()), interval=boot(d),
-                    interval_kind=f"paired bootstrap over {len(d)} queries", setting=ours_set,
-                    paper=paris(ra).setting, metric="mAP gain", reported=paris(ra).value - paris(rb).value,
-                    note="reported = the Paris 6k gain"))
+            gain_rows(qe_q, sel, pairs, "Table 11", paris, ours_set, "reported = the Paris 6k gain")
 
     # ---- Fig. 20: relevance-feedback rounds
     if rounds is not None and len(rounds):
@@ -1238,16 +1242,11 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
                                protocol=protocol_text(str(r0["queries_from"]), str(r0["relevance"]), metric_text("map")))
             qe_v = next(v for v in g["variant"] if v.startswith("average QE"))
             sel = lambda v: {"dataset": dsc, "variant": v}  # noqa: E731
-            for claim, a, b, ra, rb in ((f"average QE improves cropped-region queries, mAP ({dsc})", qe_v,
-                                         "cropped queries (no expansion)", "QE", "RRI FC7"),
-                                        (f"SVQE improves on average QE for cropped-region queries, mAP ({dsc})",
-                                         "SVQE (rerank + average QE)", qe_v, "SVQE", "QE")):
-                d = _paired(crop_q, sel(a), sel(b), "ap_all")
-                rows.append(report.direction_row(
-                    claim, "Table 12", float(d.mean()), interval=boot(d),
-                    interval_kind=f"paired bootstrap over {len(d)} queries", setting=ours_set,
-                    paper=t12(ra).setting, metric="mAP gain", reported=t12(ra).value - t12(rb).value,
-                    note="reported = the Paris 6k cropped-query gain"))
+            pairs = [(f"average QE improves cropped-region queries, mAP ({dsc})", qe_v,
+                      "cropped queries (no expansion)", "QE", "RRI FC7"),
+                     (f"SVQE improves on average QE for cropped-region queries, mAP ({dsc})",
+                      "SVQE (rerank + average QE)", qe_v, "SVQE", "QE")]
+            gain_rows(crop_q, sel, pairs, "Table 12", t12, ours_set, "reported = the Paris 6k cropped-query gain")
 
     # ---- Fig. 12: training-set size; Eq. 9-10: distractors; Table 9: pass times
     if sizes is not None and len(sizes):
