@@ -3,6 +3,11 @@
 Each exercise has a checker computed with the library itself (so the answers can never drift from the code
 the notebooks run) and a hint shown on a wrong answer. :data:`SOLUTIONS` holds the instructor's answers;
 ``tests/test_exercises.py`` checks that each passes and that a wrong one fails.
+
+Notebook 00's exercises live here; those of notebooks 01-05 live beside the code they exercise, as
+``EXERCISES`` / ``SOLUTIONS`` dicts of the notebook's experiment module (:data:`NOTEBOOK_MODULES`), and are
+merged into the registries below by :func:`registry` (lazily, so an experiment module can import
+:class:`Exercise` from here).
 """
 from __future__ import annotations
 
@@ -79,11 +84,39 @@ SOLUTIONS: dict[str, Any] = {
 }
 
 
+#: experiment modules whose ``EXERCISES`` / ``SOLUTIONS`` (optional) are merged into the registries.
+NOTEBOOK_MODULES: tuple[str, ...] = (
+    "cbir.experiments.random_sign_networks", "cbir.experiments.latent_layer_hashing",
+    "cbir.experiments.residual_hashing_depth_sweep", "cbir.experiments.perceptual_hash_vs_cnn",
+    "cbir.experiments.retargeting_retraining_qe")
+
+
+_MERGED: list[bool] = []
+
+
+def registry() -> tuple[dict[str, Exercise], dict[str, Any]]:
+    """All exercises and solutions: notebook 00's plus those of :data:`NOTEBOOK_MODULES` (merged once)."""
+    import importlib
+
+    if _MERGED:
+        return EXERCISES, SOLUTIONS
+    _MERGED.append(True)
+    for name in NOTEBOOK_MODULES:
+        mod = importlib.import_module(name)
+        for key, ex in getattr(mod, "EXERCISES", {}).items():
+            if key in EXERCISES:
+                raise RuntimeError(f"exercise id {key!r} of {name} is already defined; pick a new id")
+            EXERCISES[key] = ex
+        SOLUTIONS.update(getattr(mod, "SOLUTIONS", {}))
+    return EXERCISES, SOLUTIONS
+
+
 def check(exercise: str, answer: Any) -> bool:
     """Print whether ``answer`` solves ``exercise`` (with a hint when not) and return it.
 
     Raises ``KeyError`` naming the known exercises for an unknown id.
     """
+    registry()
     if exercise not in EXERCISES:
         raise KeyError(f"unknown exercise {exercise!r}; known: {sorted(EXERCISES)}")
     ex = EXERCISES[exercise]
@@ -100,6 +133,7 @@ def listing(notebook: str | None = None):
     """The exercises (id, notebook, difficulty, task) as a DataFrame, optionally of one notebook."""
     import pandas as pd
 
+    registry()
     rows = [{"id": k, "notebook": e.notebook, "difficulty": e.difficulty, "task": e.task}
             for k, e in EXERCISES.items() if notebook in (None, e.notebook)]
     return pd.DataFrame(rows)
