@@ -341,3 +341,16 @@ def test_dense_layers_use_the_authors_gain_one():
     m = DRHN(1, 64, 10)
     assert float(m.hash.weight.detach().std()) == pytest.approx((1 / 128) ** 0.5, rel=0.1)  # HeNormal(), gain 1
     assert float(m.stem[0].weight.detach().std()) == pytest.approx((2 / 27) ** 0.5, rel=0.15)  # HeNormal('relu')
+
+
+def test_plain_resnet_has_no_hash_layer_and_a_clear_error_for_codes():
+    import torch
+    from cbir.models.drhn import DRHN
+
+    m = DRHN(1, None, 10, hash_layer=False)
+    assert m.hash is None and m.classifier.in_features == 128
+    assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="no hash layer"):
+        m.codes(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="bits=None"):
+        DRHN(1, 12, 10, hash_layer=False)

@@ -153,9 +153,9 @@ def test_accuracy_directions_use_mcnemar_and_flag_under_trained_cells():
     assert r.kind == "direction" and r.ours == pytest.approx(10.0)
     # McNemar/Wald: d = 0.1, se = sqrt(40 - 1600/400)/400 = 0.015
     assert (r.lo, r.hi) == pytest.approx((100 * (0.1 - 1.959964 * 0.015), 100 * (0.1 + 1.959964 * 0.015)), abs=1e-3)
-    assert r.verdict == "holds here" and "McNemar" in r.interval
-    assert "UNDER-TRAINED: DRHN-3 12 bits" in r.note
-    assert "UNDER-TRAINED" in rows["deeper is better: DRHN-3 beats DRHN-1 at 12 bits (mAP gain)"].note
+    assert r.verdict == "inconclusive" and "McNemar" in r.interval  # lo > 0, but DRHN-3 was capped
+    assert "INCONCLUSIVE: DRHN-3 12 bits stopped by the epoch cap" in r.note and "under-trained" in r.note
+    assert rows["deeper is better: DRHN-3 beats DRHN-1 at 12 bits (mAP gain)"].verdict == "inconclusive"
     assert "plateaued" in rows["deeper is better: DRHN-3 beats DRHN-1 at 48 bits (mAP gain)"].note
 
 
@@ -165,3 +165,37 @@ def test_ms_per_code_row_is_the_median_with_min_max():
     sw.code_ms[(1, 12)] = np.array([1.0, 2.0, 3.0, 10.0, 4.0])
     r = _by_claim(xp.paper_rows(sw, P, _data("synthetic", 480, 120, 200)))["DRHN-1 12 bits time to generate one code"]
     assert r.ours == 3.0 and (r.lo, r.hi) == (1.0, 10.0) and "batch 1, 1 thread" in r.interval
+
+
+def test_a_direction_with_a_capped_cell_is_inconclusive_whatever_its_interval():
+    P = cbir.params.load("medium", "drhn")
+    gains = {(3, 12): 0.2, (3, 48): 0.2}
+    rows = _by_claim(xp.paper_rows(_sweep(P, 5000, gains, stopped={(3, 12): "epochs"}), P,
+                                   _data("cifar10_subset", 18000, 2000, 5000)))
+    capped = rows["deeper is better: DRHN-3 beats DRHN-1 at 12 bits (mAP gain)"]
+    assert capped.lo > 0 and capped.verdict == "inconclusive"
+    assert "DRHN-3 12 bits stopped by the epoch cap" in capped.undecided and "INCONCLUSIVE" in capped.note
+    free = rows["deeper is better: DRHN-3 beats DRHN-1 at 48 bits (mAP gain)"]  # both cells stopped by patience
+    assert free.verdict == "holds here" and not free.undecided and "plateaued" in free.note
+
+
+def _plain(n_query, depths=(1,), acc=0.6, stopped="patience", seed=1):
+    rng = np.random.default_rng(seed)
+    correct = {int(n): rng.random(n_query) < acc for n in depths}
+    cells = pd.DataFrame({"n": list(depths), "stopped_by": [stopped] * len(depths),
+                          "test_acc_pct": [100 * correct[int(n)].mean() for n in depths]})
+    return xp.PlainResult(cells, pd.DataFrame(), correct)
+
+
+def test_hash_layer_rows_compare_drhn_with_the_plain_resnet_of_the_same_depth():
+    P = cbir.params.load("medium", "drhn")
+    sweep = _sweep(P, 5000)
+    rows = _by_claim(xp.paper_rows(sweep, P, _data("cifar10_subset", 18000, 2000, 5000), _plain(5000, acc=0.3)))
+    r = rows["the hash layer does not hurt accuracy: DRHN-1 12 bits vs plain ResNet-1"]
+    assert r.kind == "direction" and r.source == "Section 5.1.2"
+    assert r.ours == pytest.approx(100 * (sweep.correct[(1, 12)].mean() - 0.3), abs=2.0) and r.lo > 0
+    assert r.verdict == "holds here" and r.reported == pytest.approx(93.70 - 93.25)
+    assert "DRHN-1 48 bits vs plain ResNet-1" in " ".join(rows) and not any("plain ResNet-3" in c for c in rows)
+    capped = _by_claim(xp.paper_rows(sweep, P, _data("cifar10_subset", 18000, 2000, 5000),
+                                     _plain(5000, acc=0.3, stopped="epochs")))
+    assert capped["the hash layer does not hurt accuracy: DRHN-1 12 bits vs plain ResNet-1"].verdict == "inconclusive"

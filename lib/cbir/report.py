@@ -27,7 +27,8 @@ seeds).
 
 **Verdict** (:func:`verdict`), in this order:
 
-1. a direction whose interval contains 0 (or has none) is ``inconclusive``;
+1. a direction whose interval contains 0 (or has none), or whose run cannot test the claim (``undecided``:
+   e.g. a cell stopped by its epoch cap while still improving), is ``inconclusive``;
 2. a direction on a fully matching setting is ``reproduced`` (positive) or ``differs`` (negative); on a
    mismatched setting it is ``holds here`` / ``fails here`` — a finding at our scale, never counted as a
    reproduction;
@@ -199,6 +200,8 @@ class Row:
     paper_setting: Setting
     interval: str = ""
     note: str = ""
+    undecided: str = ""
+    """Why this direction cannot be decided by the run (non-empty: the verdict is ``inconclusive``)."""
 
     @property
     def mismatched(self) -> list[str]:
@@ -206,6 +209,8 @@ class Row:
 
     @property
     def verdict(self) -> str:
+        if self.kind == "direction" and self.undecided:
+            return "inconclusive"
         return verdict(self.kind, self.ours, self.lo, self.hi, self.reported, self.tolerance,
                        not self.mismatched)
 
@@ -241,8 +246,12 @@ def value_row(claim: str, ref: Any, ours: float | None, *, interval: tuple[float
 
 def direction_row(claim: str, source: str, effect: float | None, *, interval: tuple[float, float] | None,
                   interval_kind: str, setting: Setting, paper: Setting, metric: str,
-                  reported: float | None = None, note: str = "") -> Row:
+                  reported: float | None = None, note: str = "", undecided: str = "") -> Row:
     """A *direction* row: ``effect`` is signed so that positive means the claim holds.
+
+    ``undecided``: why the run cannot test the claim even if the interval excludes 0 (e.g. ``"DRHN-3 stopped
+    by the epoch cap, validation loss still falling"``); a non-empty reason makes the verdict
+    ``inconclusive`` and is appended to the note.
 
     ``metric`` names the effect (``"mAP gain (RRI - baseline)"``, ``"accuracy margin over runner-up (pts)"``).
     ``paper`` is the setting of the paper's claim (:func:`cbir.reported.setting`); ``reported`` optionally
@@ -251,7 +260,9 @@ def direction_row(claim: str, source: str, effect: float | None, *, interval: tu
     lo, hi = _interval(interval)
     return Row(claim=claim, source=source, kind="direction", metric=metric, reported=_num(reported),
                ours=_num(effect), lo=lo, hi=hi, tolerance=None, ours_setting=setting, paper_setting=paper,
-               interval=interval_kind, note=note)
+               interval=interval_kind, note=(f"{note}; INCONCLUSIVE: {undecided}" if note else
+                                             f"INCONCLUSIVE: {undecided}") if undecided else note,
+               undecided=undecided)
 
 
 def verdict(kind: str, ours: float | None, lo: float | None, hi: float | None, reported: float | None,

@@ -147,10 +147,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, drop_epochs: Sequence[int],
                                                 gamma=factor)
 
 
-def cell_params(P: Mapping[str, Any], n: int, bits: int, data: SweepData) -> dict[str, Any]:
-    """Everything a trained cell depends on (the cache key)."""
+def cell_params(P: Mapping[str, Any], n: int, bits: int, data: SweepData, plain: bool = False) -> dict[str, Any]:
+    """Everything a trained cell depends on (the cache key); ``plain``: the ResNet without hash layer."""
     out = {k: P.get(k) for k in TRAIN_KEYS}
-    out.update(n=int(n), bits=int(bits), num_classes=data.num_classes,
+    out.update(n=int(n), bits=0 if plain else int(bits), plain=bool(plain), num_classes=data.num_classes,
                train_labels=data.y_train, val_labels=data.y_val, train_pixels=data.x_train, val_pixels=data.x_val,
                model="DRHN-v2", code=cache.code_version(train_cell))
     return out
@@ -176,8 +176,11 @@ class TrainedCell:
 
 def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device: torch.device | None = None,
                cache_dir: str | Path | None = None, progress: bool = True,
-               stop_after: int | None = None) -> TrainedCell:
+               stop_after: int | None = None, plain: bool = False) -> TrainedCell:
     """Train DRHN-``n`` with ``bits`` hash units on ``data`` (or load it from the cache).
+
+    ``plain=True`` trains the plain ResNet of the same depth instead (no hash layer, ``bits`` ignored and
+    recorded as 0), with the same recipe: the baseline of "the hash layer does not hurt" (Sec. 5.1.2).
 
     Cross-entropy (Eq. 5.4), SGD with momentum and a step learning-rate schedule (:func:`make_optimizer`,
     :func:`make_scheduler`), augmentation ``P['augment']`` (:data:`AUGMENTS`), at most ``P['epochs']``
@@ -196,10 +199,15 @@ def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device:
 
     device = device or torch.device("cpu")
     cache_dir = Path(cache_dir or P.cache_dir)
-    params = cell_params(P, n, bits, data)
+    params = cell_params(P, n, bits, data, plain)
+    bits = 0 if plain else bits
     model_path = cache.artifact_path(cache_dir, "drhn_model", params, "pt")
     mean = pixel_mean(data.x_train)
-    model = DRHN(n, bits, data.num_classes)
+
+    def build() -> DRHN:
+        return DRHN(n, None, data.num_classes, hash_layer=False) if plain else DRHN(n, bits, data.num_classes)
+
+    model = build()
     if model_path.exists():
         blob = cache.load_torch(model_path)
         model.load_state_dict(blob["state"])
@@ -209,7 +217,7 @@ def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device:
                            str(blob.get("stopped_by", "epochs")))
     ckpt_dir = cache.artifact_path(cache_dir, "drhn_ckpt", params, "d")
     torch.manual_seed(int(P["seed"]))
-    model = DRHN(n, bits, data.num_classes)  # re-created after seeding: initial weights depend on seed only
+    model = build()  # re-created after seeding: initial weights depend on seed only
     opt = make_optimizer(model, float(P["lr"]), float(P["momentum"]), float(P["weight_decay"]))
     aug_name = P.get("augment", "mirror")
     if aug_name not in AUGMENTS:
@@ -247,7 +255,8 @@ def train_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device:
               batch_size=int(P["batch_size"]), seed=int(P["seed"]),
               val_data=(xv, yv) if has_val else None, val_metric=val_score if has_val else None,
               augment=augment, ckpt_dir=ckpt_dir, patience=patience, epoch_metrics=epoch_metrics,
-              desc=f"DRHN-{n} {bits} bits", device=device, progress=progress, stop_after=stop_after)
+              desc=f"plain ResNet-{n}" if plain else f"DRHN-{n} {bits} bits", device=device, progress=progress,
+              stop_after=stop_after)
     wall = time.perf_counter() - t0
     hist = res.history.reset_index(drop=True)
     stopped_by = res.extra.get("stopped_by", "epochs") if has_val else "fixed"
@@ -479,6 +488,52 @@ def split_timing(cells: pd.DataFrame, histories: pd.DataFrame) -> tuple[pd.DataF
     return res, timing
 
 
+@dataclass
+class PlainResult:
+    """Outputs of :func:`run_plain`: one row per depth (``n, test_acc_pct, best_epoch, epochs_run,
+    stopped_by, n_params``), the per-epoch histories and the per-test-image correctness."""
+
+    cells: pd.DataFrame
+    histories: pd.DataFrame
+    correct: dict[int, np.ndarray]
+
+
+def run_plain(P: Mapping[str, Any], data: SweepData, device: torch.device | None = None,
+              cache_dir: str | Path | None = None, progress: bool = True,
+              log: Callable[[str], None] | None = print) -> PlainResult:
+    """Train the plain ResNet (no hash layer) at each depth of ``P['plain_depths']`` with the sweep's recipe.
+
+    The baseline of the thesis' "the hash layer does not hurt accuracy" (Sec. 5.1.2: DRHN 93.70 % vs the
+    original ResNet implementation ~93.25 %); :func:`paper_rows` compares it with DRHN-n at each code length.
+    An empty ``plain_depths`` trains nothing.
+    """
+    from cbir.train import predict
+
+    device = device or torch.device("cpu")
+    rows, hists, correct = [], [], {}
+    for n in P.get("plain_depths") or []:
+        cell = train_cell(int(n), 0, data, P, device, cache_dir, progress, plain=True)
+        logits = np.asarray(predict(cell.model, to_tensor(data.x_query, cell.mean), 500))
+        ok = logits.argmax(1) == data.y_query
+        correct[int(n)] = ok
+        rows.append({"n": int(n), "model": plain_name(int(n)), "test_acc_pct": 100.0 * float(ok.mean()),
+                     "best_epoch": cell.best_epoch, "epochs_run": int(len(cell.history)),
+                     "stopped_by": cell.stopped_by, "n_params": count_parameters(cell.model)})
+        hists.append(cell.history.assign(n=int(n)))
+        if log:
+            log(f"plain ResNet-{n}: test acc {rows[-1]['test_acc_pct']:.2f}% ({'cached' if cell.from_cache else 'trained'}, "
+                f"stopped by {cell.stopped_by})")
+    cols = ["n", "model", "test_acc_pct", "best_epoch", "epochs_run", "stopped_by", "n_params"]
+    return PlainResult(pd.DataFrame(rows, columns=cols),
+                       pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(), correct)
+
+
+def plain_name(n: int) -> str:
+    """The model axis of the plain ResNet-n baseline (DRHN-n without its hash layer)."""
+    return (f"plain ResNet-{int(n)} ({12 * int(n) + 2} weight layers, no hash layer), "
+            "trained from scratch (cross-entropy, Eq. 5.4)")
+
+
 def grid_table(cells: pd.DataFrame, value: str) -> pd.DataFrame:
     """Pivot a cell column into the thesis' layout: rows ``DRHN-n``, columns ``<bits> bits``."""
     t = cells.pivot(index="n", columns="bits", values=value).sort_index()
@@ -636,6 +691,10 @@ def thesis_settings() -> pd.DataFrame:
         for b in (12, 24, 32, 48, 128):
             rows.append((f"cifar10_ms_per_code_n{n}_b{b}", "cifar10", "", model_name(n, b), "",
                          protocol("ms_per_code", device=THESIS_GPU), "Table 5.5: average time per code"))
+    rows.append(("cifar10_hash_layer_vs_plain", "cifar10", scale,
+                 f"{model_name(9, 48)} vs the original ResNet implementation (Lasagne recipe, no hash layer)", budget,
+                 protocol("accuracy"), "Section 5.1.2: 93.70 % with the hash layer vs ~93.25 % for the original "
+                 "implementation: the hash layer does not hurt classification"))
     rows.append(("drhn15_params", "architecture only", "", model_name(15, 48, num_classes=10, trained=False), "",
                  protocol("params"), "ch. 1: about 8 million parameters; architecture only (bits/classes: 48/10)"))
     return pd.DataFrame(rows, columns=["name", "dataset", "scale", "model", "budget", "protocol", "note"])
@@ -643,9 +702,11 @@ def thesis_settings() -> pd.DataFrame:
 
 def paper_setting_name(source: str, setting: str, metric: str, dataset: str) -> str:
     """Name (in :func:`thesis_settings`) of the setting a reported row of ``03_drhn.csv`` was measured in;
-    ``""`` for rows the notebook does not compare (Table 5.2, the text of Section 5.1.2)."""
+    ``""`` for rows the notebook does not compare (Table 5.2, Section 5.1.2's precision@1000)."""
     import re
 
+    if source == "Section 5.1.2" and metric == "accuracy_pct":
+        return "cifar10_hash_layer_vs_plain"
     m = re.fullmatch(r"n=(\d+)(?:,bits=(\d+))?", setting)
     if not m:
         return ""
@@ -674,7 +735,7 @@ def run_scale(data: SweepData) -> dict[str, int]:
             "queries": len(data.y_query)}
 
 
-def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> list:
+def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData, plain: PlainResult | None = None) -> list:
     """Paper-vs-ours rows (:mod:`cbir.report`) of the sweep, every axis of ours computed from the run.
 
     * value rows per grid cell: test accuracy (Table 5.1/5.6; Wilson interval over the test images), mAP@k
@@ -683,7 +744,9 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
       every code length); the parameter count of DRHN-15 (ch. 1; architecture alone on both sides);
     * direction rows: "deeper is better" (DRHN-3 - DRHN-1 mAP at each code length) and "longer codes are
       better" (48 - 12 bits mAP at each depth), in mAP points, paired bootstrap over the same queries, where
-      the grid has both cells.
+      the grid has both cells; with ``plain`` (:func:`run_plain`), "the hash layer does not hurt accuracy"
+      (DRHN-n - plain ResNet-n). A direction with a cell stopped by its epoch cap (still improving) is
+      ``inconclusive`` whatever its interval (``undecided``): an under-trained grid cannot test it.
 
     The thesis' tables are chosen by the number of classes (100: CIFAR-100 tables 5.6/5.7, else CIFAR-10).
 
@@ -773,33 +836,39 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
     stopped = {(int(c.n), int(c.bits)): str(c.stopped_by) for c in sweep.cells.itertuples()}
 
     def training_note(hi, lo):
+        """(note, undecided): a direction with a cell stopped by its epoch cap cannot be decided."""
         capped = [f"DRHN-{c[0]} {c[1]} bits" for c in (hi, lo) if stopped.get(c) == "epochs"]
-        return ("; UNDER-TRAINED: " + ", ".join(capped) + " stopped by the epoch cap with the validation loss "
-                "still falling" if capped else "; both cells stopped by patience (validation loss plateaued)"
-                if all(stopped.get(c) == "patience" for c in (hi, lo)) else "")
+        if capped:
+            return "", (", ".join(capped) + " stopped by the epoch cap with the validation loss still improving "
+                        "(under-trained): the run cannot test the claim")
+        if all(stopped.get(c) == "patience" for c in (hi, lo)):
+            return "; both cells stopped by patience (validation loss plateaued)", ""
+        return "", ""
 
     def gain_row(claim, hi, lo, name, rep_hi, rep_lo, model):
         a, b_ = 100.0 * np.asarray(sweep.ap[hi], np.float64), 100.0 * np.asarray(sweep.ap[lo], np.float64)
         d = a - b_
         rh, rl = ref(map_src, rep_hi, "map_at_1000_pct"), ref(map_src, rep_lo, "map_at_1000_pct")
         budget = epochs(*hi)
+        extra, undecided = training_note(hi, lo)
         return direction_row(claim, map_src, float(d.mean()), interval=boot(d),
                              interval_kind=f"paired bootstrap over {d.size} queries",
                              setting=Setting(data.dataset, scale, model, budget, protocol("map", k=k)),
                              paper=reported.setting(PAPER, name), metric=f"mAP@{k} gain (points)",
                              reported=(rh.value - rl.value) if rh is not None and rl is not None else None,
-                             note="reported: the thesis' mAP@1000 difference" + training_note(hi, lo))
+                             note="reported: the thesis' mAP@1000 difference" + extra, undecided=undecided)
 
     def acc_gain_row(claim, hi, lo, name, rep_hi, rep_lo, model):
         ca, cb = np.asarray(sweep.correct[hi], bool), np.asarray(sweep.correct[lo], bool)
         rh, rl = ref(acc_src, rep_hi, "accuracy_pct"), ref(acc_src, rep_lo, "accuracy_pct")
+        extra, undecided = training_note(hi, lo)
         return direction_row(claim, acc_src, 100.0 * float(ca.mean() - cb.mean()),
                              interval=intervals.mcnemar_difference(ca, cb),
                              interval_kind=f"paired (McNemar discordant pairs) over {ca.size} test images",
                              setting=Setting(data.dataset, scale, model, epochs(*hi), protocol("accuracy")),
                              paper=reported.setting(PAPER, name), metric="accuracy gain (points)",
                              reported=(rh.value - rl.value) if rh is not None and rl is not None else None,
-                             note="reported: the thesis' accuracy difference" + training_note(hi, lo))
+                             note="reported: the thesis' accuracy difference" + extra, undecided=undecided)
 
     have = {(int(n), int(b)) for n, b in zip(sweep.cells.n, sweep.cells.bits)}
     hi, lo = DEPTH_PAIR
@@ -816,6 +885,41 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData) -> lis
                 rows.append(fn(f"longer codes are better: {bhi} beat {blo} bits at DRHN-{n} ({what} gain)", (n, bhi),
                                (n, blo), f"{ds}_bits_{tag}{bhi}_vs_{blo}_n{n}", f"n={n},bits={bhi}", f"n={n},bits={blo}",
                                f"{model_name(n, bhi)} vs {model_name(n, blo)}"))
+    if plain is not None and ds == "cifar10":
+        rows += _hash_layer_rows(sweep, plain, data, scale, stopped, epochs)
+    return rows
+
+
+def _hash_layer_rows(sweep: SweepResult, plain: PlainResult, data: SweepData, scale: dict, stopped: dict,
+                     epochs: Callable) -> list:
+    """Direction rows "the hash layer does not hurt accuracy" (Sec. 5.1.2): DRHN-n minus the plain ResNet-n
+    test accuracy at each code length of the grid, paired (McNemar) over the test images."""
+    from cbir import intervals, reported
+    from cbir.report import Setting, direction_row
+
+    with_hash = reported.get(PAPER, "Section 5.1.2", "cifar10", "n=9,bits=48", "accuracy_pct").value
+    without = reported.get(PAPER, "Section 5.1.2", "cifar10", "method=ResNet (Lasagne recipe)", "accuracy_pct").value
+    plain_stop = dict(zip(plain.cells.n.astype(int), plain.cells.stopped_by.astype(str)))
+    rows = []
+    for (n, b), corr in sorted(sweep.correct.items()):
+        if n not in plain.correct:
+            continue
+        ca, cb = np.asarray(corr, bool), np.asarray(plain.correct[n], bool)
+        capped = ([f"DRHN-{n} {b} bits"] if stopped.get((n, b)) == "epochs" else []) + (
+            [f"plain ResNet-{n}"] if plain_stop.get(n) == "epochs" else [])
+        undecided = (", ".join(capped) + " stopped by the epoch cap with the validation loss still improving "
+                     "(under-trained): the run cannot test the claim") if capped else ""
+        rows.append(direction_row(
+            f"the hash layer does not hurt accuracy: DRHN-{n} {b} bits vs plain ResNet-{n}", "Section 5.1.2",
+            100.0 * float(ca.mean() - cb.mean()), interval=intervals.mcnemar_difference(ca, cb),
+            interval_kind=f"paired (McNemar discordant pairs) over {ca.size} test images",
+            setting=Setting(data.dataset, scale, f"{model_name(n, b)} vs {plain_name(n)}", epochs(n, b),
+                            protocol("accuracy")),
+            paper=reported.setting(PAPER, "cifar10_hash_layer_vs_plain"), metric="accuracy gain (points)",
+            reported=with_hash - without,
+            note="positive: the hash layer costs no accuracy; reported: 93.70 (DRHN) - 93.25 (the original ResNet "
+                 "implementation), a one-off comparison of different depths in the thesis' text",
+            undecided=undecided))
     return rows
 
 

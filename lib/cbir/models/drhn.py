@@ -120,6 +120,10 @@ class DRHN(nn.Module):
     num_classes : int >= 2, default 10
         Softmax outputs (CIFAR-10: 10, CIFAR-100: 100).
     in_channels : int, default 3
+    hash_layer : bool, default True
+        ``False`` builds the *plain* ResNet of the same depth (pool -> softmax, no hash layer; ``bits`` must
+        be ``None``): the baseline of the thesis' "the hash layer does not hurt accuracy" comparison
+        (Sec. 5.1.2: 93.70 % with the hash layer vs ~93.25 % for the original ResNet implementation).
 
     Notes
     -----
@@ -127,10 +131,15 @@ class DRHN(nn.Module):
     :meth:`hash_layer` returns ``H`` in (0, 1) and :meth:`codes` the bits ``H > 0.5`` (Eq. 4.7).
     """
 
-    def __init__(self, n: int, bits: int, num_classes: int = 10, in_channels: int = 3):
+    def __init__(self, n: int, bits: int | None, num_classes: int = 10, in_channels: int = 3,
+                 hash_layer: bool = True):
         super().__init__()
         self.n = _check_positive_int("n", n, "DRHN-n needs at least one residual block per group (thesis: 1..16)")
-        self.bits = _check_positive_int("bits", bits, "the hash layer needs at least one unit (thesis: 12..128)")
+        if not hash_layer and bits is not None:
+            raise ValueError(f"bits={bits} with hash_layer=False: the plain ResNet has no hash layer; pass bits=None")
+        self.has_hash = bool(hash_layer)
+        self.bits = (_check_positive_int("bits", bits, "the hash layer needs at least one unit (thesis: 12..128)")
+                     if hash_layer else 0)
         num_classes = _check_positive_int("num_classes", num_classes, "use the dataset's number of classes")
         if num_classes < 2:
             raise ValueError(f"num_classes={num_classes} must be >= 2 for a softmax classifier")
@@ -147,8 +156,8 @@ class DRHN(nn.Module):
             c = c_out
         self.groups = nn.Sequential(*groups)
         self.feature_dim = c
-        self.hash = nn.Linear(c, self.bits)  # Eq. 4.6, sigmoid applied in hash_layer()
-        self.classifier = nn.Linear(self.bits, num_classes)  # softmax layer, Eq. 4.5
+        self.hash = nn.Linear(c, self.bits) if self.has_hash else None  # Eq. 4.6, sigmoid in hash_layer()
+        self.classifier = nn.Linear(self.bits if self.has_hash else c, num_classes)  # softmax layer, Eq. 4.5
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -179,10 +188,14 @@ class DRHN(nn.Module):
 
     def hash_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Hash-layer activations ``H = sigmoid(W x + b)`` in (0, 1), shape (N, bits); Eq. 4.6."""
+        if not self.has_hash:
+            raise ValueError("this is the plain ResNet (hash_layer=False): it has no hash layer and no codes")
         return torch.sigmoid(self.hash(self.pooled(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes) (softmax of Eq. 4.5 applied by the loss)."""
+        if not self.has_hash:
+            return self.classifier(self.pooled(x))
         return self.classifier(torch.sigmoid(self.hash(self.pooled(x))))
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ SCHEMA = {
     # the sweep grid (Tables 5.1/5.3): one network per (n, bits) cell, trained from scratch
     "depths": ListOf(Int(min=1, max=32), min_len=1),  # residual blocks per group, "DRHN-n"
     "bits": ListOf(Int(min=1, max=1024), min_len=1),  # hash-layer width = code length
+    "plain_depths": ListOf(Int(min=1, max=32)),  # plain ResNet-n baselines (no hash layer; Sec. 5.1.2); [] = none
     # training (Lasagne ResNet recipe used by the thesis: SGD momentum 0.9, lr 0.1, L2 1e-4, batch 128)
     "epochs": Int(min=1),  # the cap (thesis: 43, fixed)
     "patience": Optional(Int(min=1)),  # early stopping: epochs without a lower validation loss (null = off)
