@@ -40,9 +40,12 @@ def test_latent_layer_hashing_driver(digits, tmp_path, one_thread):
                            feature_dim=16, dropout=0.0, epochs=3, lr=1e-2, batch_size=32, seed=0, progress=False)
     acc = float((e["test_logits"].argmax(1) == te.labels).mean())
     codes_db, codes_q = pack_bits(binarize(e["db_latent"], 0.5)), pack_bits(binarize(e["test_latent"], 0.5))
-    ranks = one_step_search(build_binary_index(codes_db, 12), codes_q, 20).rankings
+    # exact (distance, index) tie-breaking: which tied codes faiss returns at the k-th distance is
+    # implementation-defined (faiss-cpu 1.15 picks others than 1.8-1.14), so the pin does not rest on it
+    ranks = build_binary_index(codes_db, 12).search(codes_q, 20, exact_ties=True)[1]
+    assert (one_step_search(build_binary_index(codes_db, 12), codes_q, 20).rankings.shape == ranks.shape)
     p10, map20 = score_rankings(ranks, te.labels, tr.labels, [10], 20).value
-    assert (acc, p10, map20) == pytest.approx((0.21, 0.186, 0.2857), abs=1e-4)
+    assert (acc, p10, map20) == pytest.approx((0.21, 0.188, 0.2862), abs=1e-4)
 
 
 def test_retargeting_driver(one_thread):
