@@ -26,3 +26,13 @@ def test_wrong_answers_fail_with_hint(capsys):
     with pytest.raises(KeyError, match="known"):
         exercises.check("99.9", 1)
     assert set(exercises.listing("00_quickstart").id) == {"00.1", "00.2"}
+
+
+def test_wrong_answers_of_03_fail(capsys):
+    import numpy as np
+
+    assert not exercises.check("03.1", lambda db, q: np.argsort((db != q).sum(1)))  # unstable ties (quicksort)
+    or_not = exercises.check("03.1", lambda db, q: np.argsort(-(db != q).sum(1), kind="stable"))
+    assert not or_not  # farthest first
+    assert not exercises.check("03.2", lambda n, b, c: 8_000_000)
+    assert "hint" in capsys.readouterr().out

@@ -1034,3 +1034,105 @@ def retrieval_grid(data: SweepData, rankings: np.ndarray, query_ids: Sequence[in
             imgs.append(data.x_db[j]); titles.append(short_name(data.classes[data.y_db[j]]))
             frames.append("tab:green" if data.y_db[j] == data.y_query[q] else "tab:red")
     return image_grid(imgs, titles, ncols=top + 1, frame_colors=frames, suptitle=suptitle)
+
+
+# ------------------------------------------------------------------------------------------- teaching
+def classification_vs_retrieval(ev: Mapping[str, np.ndarray], data: SweepData, k: int = 10) -> pd.DataFrame:
+    """How the softmax's answer and the Hamming ranking of the same network relate, per query group.
+
+    Retrieval ranks the database by the Hamming distance of the thresholded hash layer (Eq. 4.7); the
+    classifier reads the softmax *above* it (Eq. 4.5). They can disagree: a query can sit in its own class'
+    code cluster (all top-k relevant) while the softmax, trained a few epochs, names another class. For the
+    correctly and wrongly classified queries: how many there are, their mean P@k (same label as the query)
+    and the share of their top-k that carries the *predicted* label.
+
+    Returns
+    -------
+    DataFrame ``queries, classified, n, p_at_k_pct, topk_of_predicted_class_pct`` (two rows).
+    """
+    top = np.asarray(ev["rankings"])[:, :k]
+    pred = np.asarray(ev["logits_q"]).argmax(1)
+    same = data.y_db[top] == data.y_query[:, None]
+    of_pred = data.y_db[top] == pred[:, None]
+    ok = pred == data.y_query
+    rows = []
+    for name, m in (("correctly", ok), ("wrongly", ~ok)):
+        rows.append({"classified": name, "n": int(m.sum()),
+                     f"p_at_{k}_pct": 100.0 * float(same[m].mean()) if m.any() else np.nan,
+                     "topk_of_predicted_class_pct": 100.0 * float(of_pred[m].mean()) if m.any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def real_data_rows(pub) -> pd.DataFrame:
+    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
+    the direction rows, then the accuracy / mAP value rows (claim, ours, interval, reported, verdict)."""
+    if not pub.available or not len(pub.rows):
+        return pd.DataFrame()
+    r = pub.rows
+    keep = r[(r.kind == "direction") | r.metric.isin(["accuracy_pct", "map_at_1000_pct"])]
+    out = keep.assign(interval=[f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(keep.lo, keep.hi)])
+    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(1).reset_index(drop=True)
+
+
+def _hamming_rank_checker(fn) -> bool:
+    """``fn(codes_db, code_q)`` must return all database indices by (Hamming distance, index)."""
+    from cbir.index import hamming_linear_scan
+
+    rng = np.random.default_rng(3)
+    for bits in (8, 12, 48):
+        db = rng.integers(0, 2, (60, bits)).astype(np.uint8)
+        q = rng.integers(0, 2, bits).astype(np.uint8)
+        want = hamming_linear_scan(pack_bits(db), pack_bits(q[None]), len(db))[1][0]
+        if not np.array_equal(np.asarray(fn(db, q)).ravel(), want):
+            return False
+    return True
+
+
+def _hamming_rank_solution(codes_db: np.ndarray, code_q: np.ndarray) -> np.ndarray:
+    d = (np.asarray(codes_db) != np.asarray(code_q)[None]).sum(1)
+    return np.lexsort((np.arange(len(d)), d))
+
+
+def _params_checker(fn) -> bool:
+    """``fn(n, bits, num_classes)`` must equal the trainable parameter count of DRHN-n."""
+    from cbir.models.drhn import expected_parameters
+
+    return all(int(fn(n, b, c)) == expected_parameters(n, b, c) for n in (1, 2, 5) for b in (12, 48) for c in (10, 100))
+
+
+def _params_solution(n: int, bits: int, num_classes: int) -> int:
+    from cbir.models.drhn import GROUPS, STEM_CHANNELS
+
+    total, c = STEM_CHANNELS * 3 * 9 + 2 * STEM_CHANNELS, STEM_CHANNELS
+    for c_out, _ in GROUPS:
+        for i in range(n):
+            c_in = c if i == 0 else c_out
+            total += c_out * c_in * 9 + 2 * c_out + c_out * c_out * 9 + 2 * c_out
+        c = c_out
+    return total + c * bits + bits + bits * num_classes + num_classes
+
+
+def _exercises():
+    from cbir.exercises import Exercise
+
+    return {
+        "03.1": Exercise(
+            NOTEBOOK, "medium",
+            "Write hamming_rank(codes_db, code_q): codes as 0/1 uint8 arrays (N, bits) and (bits,); return every "
+            "database index ordered by Hamming distance to the query, ties by index (Eq. 4.7 ranking), no loop "
+            "over database items. Pass the function itself.",
+            _hamming_rank_checker,
+            "d = (codes_db != code_q).sum(1), then np.lexsort((np.arange(len(d)), d)): the last key sorts first"),
+        "03.2": Exercise(
+            NOTEBOOK, "hard",
+            "Write n_params(n, bits, num_classes): the trainable parameters of DRHN-n (Table 4.1): 3x3 convs "
+            "without bias, BN gamma+beta per conv, option-A shortcuts (no parameters), hash layer and softmax "
+            "with biases. Check: DRHN-15, 48 bits, 10 classes has ~8.02 M. Pass the function itself.",
+            _params_checker,
+            "stem 3->16; six groups (16, 32, 64, 64, 64, 128 channels), n blocks of two convs each, the first "
+            "block of a group reads the previous group's width; then 128*bits + bits + bits*classes + classes"),
+    }
+
+
+EXERCISES = _exercises()
+SOLUTIONS = {"03.1": _hamming_rank_solution, "03.2": _params_solution}
