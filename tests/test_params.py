@@ -178,3 +178,11 @@ def test_progress_auto_means_bars_only_in_a_jupyter_session(monkeypatch):
     monkeypatch.setenv("JPY_SESSION_NAME", "x.ipynb")
     assert load("smoke", "quickstart").progress is True
     assert load("smoke", "quickstart", {"progress": False}).progress is False
+
+
+def test_a_key_with_a_section_default_may_be_left_out_of_a_profile():
+    from cbir.params import section_defaults
+
+    assert section_defaults("drhn") == {"plain_depths": []}
+    assert cbir.params.load("medium", "drhn")["plain_depths"] == []  # medium.yaml predates the key
+    assert cbir.params.load("smoke", "drhn")["plain_depths"] == [1]

@@ -261,6 +261,16 @@ def section_schema(section: str) -> dict[str, Spec]:
     return mod.SCHEMA
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """Values of keys a profile may leave out (``cbir.schemas.<section>.DEFAULTS``; most keys have none).
+
+    Used for keys added after a profile's results were published, so that the published run's params
+    digest (computed from the file as written) stays valid until that profile is re-run.
+    """
+    section_schema(section)
+    return dict(getattr(importlib.import_module(f"cbir.schemas.{section}"), "DEFAULTS", {}))
+
+
 def available_sections() -> list[str]:
     folder = Path(__file__).parent / "schemas"
     return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
@@ -325,7 +335,7 @@ def load(profile: str, section: str, overrides: Mapping[str, Any] | None = None)
     where = f"params/{profile}.yaml"
     schema = section_schema(section)
     shared = {**SHARED_DEFAULTS, **_validate(data.get("shared") or {}, SHARED_SCHEMA, f"{where} [shared]")}
-    sec = _validate(data.get(section) or {}, schema, f"{where} [{section}]")
+    sec = {**section_defaults(section), **_validate(data.get(section) or {}, schema, f"{where} [{section}]")}
 
     overrides = parse_overrides(overrides)
     for key, value in overrides.items():

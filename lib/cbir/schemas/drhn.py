@@ -50,6 +50,9 @@ def _patience_needs_validation(values):
     return None
 
 
+#: keys a profile may omit: no plain ResNet baseline unless asked for
+DEFAULTS = {"plain_depths": []}
+
 CHECKS = [_patience_needs_validation, member_of("showcase_n", "depths"), member_of("showcase_bits", "bits"),
           fits_dataset("dataset", "train", per_class=["n_per_class_train"]),
           fits_dataset("dataset", "test", per_class=["n_per_class_test"], total=["n_grid_queries"],
