@@ -71,9 +71,14 @@ def lab_server(browser, tmp_path):
     root.mkdir()
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
     port, token = _free_port(), secrets.token_hex(16)
-    notif = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notif.parent.mkdir(parents=True)
-    notif.write_text('{"fetchNews": "false"}')  # no "get notified about Jupyter news?" toast over the page
+    settings = {  # no "get notified about Jupyter news?" toast over the page; every cell kept in the DOM
+        "apputils-extension/notification": '{"fetchNews": "false"}',  # (JupyterLab 4 virtualises off-screen
+        "notebook-extension/tracker": '{"windowingMode": "none"}',     # cells by default)
+    }
+    for name, text in settings.items():
+        f = tmp_path / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "CBIR_ROOT": str(ROOT)}
     log = open(tmp_path / "lab.log", "w")
@@ -95,7 +100,7 @@ def lab_server(browser, tmp_path):
 
     try:
         _wait(up, 60, "the JupyterLab server to answer")
-        yield {"base": base, "token": token, "root": root, "log": tmp_path / "lab.log"}
+        yield {"base": base, "token": token, "root": root}
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
@@ -124,9 +129,8 @@ def _menu(driver, top: str, item: str):
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')][.//div[text()='{top}']]").click()
-    _wait(lambda: driver.find_elements(By.XPATH, f"//li[contains(@class,'lm-Menu-item')]"
-                                                 f"[.//div[text()='{item}']]"), 10, f"menu item {item!r}")
-    driver.find_element(By.XPATH, f"//li[contains(@class,'lm-Menu-item')][.//div[text()='{item}']]").click()
+    entry = f"//li[contains(@class,'lm-Menu-item')][.//div[text()='{item}']]"
+    _wait(lambda: driver.find_elements(By.XPATH, entry), 10, f"menu item {item!r}")[0].click()
 
 
 def test_lab_runs_notebook_and_explorer_responds(lab_server, tmp_path):
@@ -140,26 +144,28 @@ def test_lab_runs_notebook_and_explorer_responds(lab_server, tmp_path):
         t0 = time.monotonic()
         driver.get(f"{lab_server['base']}/lab/tree/{NOTEBOOK}?token={lab_server['token']}")
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 90, "the notebook to open")
-        # the kernel must be idle before "Run All" (the toolbar's kernel status reads "Idle")
-        _wait(lambda: driver.find_elements(By.XPATH, "//*[contains(@class,'jp-Notebook-ExecutionIndicator')]"
-                                                     "[@data-status='idle']"), 90, "an idle kernel")
+        # the kernel must be connected and idle before "Run All": the status bar reads "<kernel> | Idle" (the
+        # toolbar's execution indicator already says idle while the kernel is still connecting, and a Run All
+        # sent then runs nothing)
+        _wait(lambda: "| Idle" in driver.execute_script(
+            "const b = document.querySelector('#jp-main-statusbar'); return b ? b.textContent : '';"),
+            90, "a connected, idle kernel")
         summary["open_s"] = round(time.monotonic() - t0, 1)
-        n_code = len(nbformat.read(lab_server["root"] / NOTEBOOK, 4).cells)
         t0 = time.monotonic()
         _menu(driver, "Run", "Run All Cells")
 
         def done():  # read in one script: cells re-render while running, element handles go stale
-            prompts, status = driver.execute_script(
+            prompts, status, sliders = driver.execute_script(
                 "return [Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'), e => e.textContent),"
-                " document.querySelector('.jp-Notebook-ExecutionIndicator').dataset.status]")
+                " document.querySelector('.jp-Notebook-ExecutionIndicator').dataset.status,"
+                " document.querySelectorAll('.widget-slider .noUi-handle').length]")
             numbered = sum(any(ch.isdigit() for ch in p) for p in prompts)
-            return numbered == len(prompts) and status == "idle"
+            return bool(prompts) and numbered == len(prompts) and status == "idle" and sliders > 0
 
-        _wait(done, RUN_TIMEOUT_S, "all cells to finish", poll=1.0)
+        _wait(done, RUN_TIMEOUT_S, "all cells to run and the explorer's widget slider to render (none: it fell "
+                                   "back to its static twin, or a cell failed)", poll=1.0)
         summary["run_all_s"] = round(time.monotonic() - t0, 1)
-        sliders = driver.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
-        assert sliders, "no widget slider rendered: the explorer fell back to its static twin in JupyterLab"
-        handle = sliders[0]
+        handle = driver.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle")[0]
         box = handle.find_element(By.XPATH, "ancestor::div[contains(@class,'widget-vbox')][1]")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
 
@@ -181,16 +187,22 @@ def test_lab_runs_notebook_and_explorer_responds(lab_server, tmp_path):
         time.sleep(0.5)
         driver.save_screenshot(str(OUT / "05_explorer_in_jupyterlab.png"))
         # save the copy and check it: no error outputs, and the explorer is a widget view
+        path = lab_server["root"] / NOTEBOOK
+        mtime = path.stat().st_mtime_ns
         _menu(driver, "File", "Save Notebook")
-        time.sleep(2)
-        saved = nbformat.read(lab_server["root"] / NOTEBOOK, 4)
-        errors = [o for c in saved.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.output_type == "error"]
+        _wait(lambda: path.stat().st_mtime_ns != mtime, 30, "the notebook to be saved")
+        saved = nbformat.read(path, 4)
+        code = [c for c in saved.cells if c.cell_type == "code"]
+        assert all(c.execution_count for c in code), "saved notebook has code cells that did not run"
+        outputs = [o for c in code for o in c.get("outputs", [])]
+        errors = [o for o in outputs if o.output_type == "error"]
         assert not errors, f"error output in JupyterLab: {errors[0].get('ename')}: {errors[0].get('evalue')}"
-        views = [o for c in saved.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert views, "saved notebook has no widget view output"
-        summary.update(cells=n_code, widget_views=len(views), errors=0)
+        summary.update(cells=len(saved.cells), widget_views=len(views), errors=0)
+    except Exception:
+        driver.save_screenshot(str(OUT / "lab_check_failure.png"))
+        raise
     finally:
         driver.quit()
         (OUT / "lab_check.json").write_text(json.dumps(summary, indent=1))

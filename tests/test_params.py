@@ -184,5 +184,7 @@ def test_a_key_with_a_section_default_may_be_left_out_of_a_profile():
     from cbir.params import section_defaults
 
     assert section_defaults("drhn") == {"plain_depths": []}
+    import cbir
+
     assert cbir.params.load("medium", "drhn")["plain_depths"] == []  # medium.yaml predates the key
     assert cbir.params.load("smoke", "drhn")["plain_depths"] == [1]
