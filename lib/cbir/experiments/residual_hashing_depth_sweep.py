@@ -1017,6 +1017,20 @@ def plot_code(image: np.ndarray, h: np.ndarray, title: str = ""):
     return fig, (a0, a1)
 
 
+def depth_grid(data: SweepData, sweep: SweepResult, q: int, bits: int, depths: Sequence[int], top: int = 10):
+    """Fig. 5.9 analogue: one query's top-``top`` at every depth, ``bits`` bits; ✓/✗ and green/red = same class."""
+    from cbir.plots import image_grid
+
+    imgs, titles, frames = [], [], []
+    for n in depths:
+        imgs.append(data.x_query[q]); titles.append(f"DRHN-{n}"); frames.append("black")
+        for j in sweep.evals[(int(n), int(bits))]["rankings"][q, :top]:
+            hit = data.y_db[j] == data.y_query[q]
+            imgs.append(data.x_db[j]); titles.append(("✓ " if hit else "✗ ") + short_name(data.classes[data.y_db[j]], 8))
+            frames.append("tab:green" if hit else "tab:red")
+    return image_grid(imgs, titles, ncols=top + 1, frame_colors=frames, suptitle=f"{bits} bits, one query, all depths")
+
+
 def short_name(name: str, width: int = 10) -> str:
     """Class name shortened for figure titles, keeping both ends (``synthetic_7`` -> ``syn..tic_7``)."""
     return name if len(name) <= width else name[:3] + ".." + name[-(width - 5):]
@@ -1024,15 +1038,17 @@ def short_name(name: str, width: int = 10) -> str:
 
 def retrieval_grid(data: SweepData, rankings: np.ndarray, query_ids: Sequence[int], top: int = 10,
                    suptitle: str | None = None):
-    """Queries (first column) and their top-``top`` database images; green = same class (Figs. 5.7-5.9)."""
+    """Queries (first column) and their top-``top`` database images; same class = green frame and a "✓" in the
+    title, other class = red frame and "✗" (Figs. 5.7-5.9)."""
     from cbir.plots import image_grid
 
     imgs, titles, frames = [], [], []
     for q in query_ids:
         imgs.append(data.x_query[q]); titles.append(f"query: {short_name(data.classes[data.y_query[q]])}"); frames.append("black")
         for j in rankings[q, :top]:
-            imgs.append(data.x_db[j]); titles.append(short_name(data.classes[data.y_db[j]]))
-            frames.append("tab:green" if data.y_db[j] == data.y_query[q] else "tab:red")
+            hit = data.y_db[j] == data.y_query[q]
+            imgs.append(data.x_db[j]); titles.append(("✓ " if hit else "✗ ") + short_name(data.classes[data.y_db[j]], 8))
+            frames.append("tab:green" if hit else "tab:red")
     return image_grid(imgs, titles, ncols=top + 1, frame_colors=frames, suptitle=suptitle)
 
 
