@@ -12,7 +12,8 @@ by (distance, index) — the tie-break of shared/DESIGN.md. Distances:
 
 Within the top-k, rows are ordered by (distance, index). Which members of a group of equal distances that
 straddles position k are kept is faiss's (deterministic) choice; ``exact_ties=True`` resolves them by index
-using the NumPy reference (slower). The GPU is used when ``faiss.get_num_gpus() > 0``.
+using the NumPy reference (slower). The GPU is used when ``faiss.get_num_gpus() > 0``, unless
+:func:`set_default_gpu` (``shared.device: cpu`` through :func:`cbir.runtime.setup`) turned it off.
 """
 from __future__ import annotations
 
@@ -76,7 +77,21 @@ def sort_rows(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
+_DEFAULT_GPU: bool | None = None
+
+
+def set_default_gpu(use_gpu: bool | None) -> None:
+    """What ``use_gpu=None`` means for new indexes: ``None`` = a GPU index when faiss sees a GPU (the
+    initial setting), ``False`` = CPU indexes. :func:`cbir.runtime.setup` sets it from ``shared.device``."""
+    global _DEFAULT_GPU
+    if use_gpu not in (None, False, True):
+        raise ValueError(f"use_gpu={use_gpu!r}; use None (auto), True or False")
+    _DEFAULT_GPU = use_gpu
+
+
 def _gpu_available() -> bool:
+    if _DEFAULT_GPU is False:
+        return False
     try:
         return faiss.get_num_gpus() > 0
     except AttributeError:  # CPU build without the symbol

@@ -152,6 +152,23 @@ class Dict(Spec):
         return "a mapping"
 
 
+class Scheduler(Spec):
+    """``shared.scheduler``: null (local), a Dask scheduler address or a dask-jobqueue kind
+    (:func:`cbir.sweep.check_scheduler`)."""
+
+    def check(self, key, value):
+        from cbir.sweep import check_scheduler
+
+        try:
+            check_scheduler(value)
+        except ValueError as err:
+            raise ParamsError(str(err)) from None
+        return value
+
+    def describe(self):
+        return "null, 'tcp://host:port', 'slurm' or 'pbs'"
+
+
 SHARED_SCHEMA: dict[str, Spec] = {
     "seed": Int(min=0),
     "threads": Int(min=1, max=256),
@@ -159,6 +176,10 @@ SHARED_SCHEMA: dict[str, Spec] = {
     "interactive": Optional(Bool()),  # null = auto: widgets in JupyterLab, static figures elsewhere
     "progress": Optional(Bool()),  # null = auto: progress bars in a Jupyter session only (headless runs print
     "allow_download": Bool(),      # the runner's per-cell progress instead of storing widgets in notebooks)
+    "workers": Int(min=1, max=4096),  # sweep cells at once (cbir.sweep): 1 = one after another, no Dask
+    "scheduler": Scheduler(),         # null = local; 'tcp://host:8786' = a running Dask scheduler; slurm/pbs
+    "cluster": Optional(Dict()),      # dask-jobqueue settings for scheduler slurm/pbs (cores, memory, jobs, ...)
+    "device": Choice("auto", "cpu", "cuda"),  # torch/faiss device: auto = cuda when available, else cpu
 }
 SHARED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -167,6 +188,10 @@ SHARED_DEFAULTS: dict[str, Any] = {
     "interactive": None,
     "progress": None,
     "allow_download": False,
+    "workers": 1,
+    "scheduler": None,
+    "cluster": None,
+    "device": "auto",
 }
 
 
@@ -227,6 +252,9 @@ class Params(Mapping[str, Any]):
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
+
+    def __reduce__(self):  # pickling (Dask sends Params to workers); __getattr__ would recurse otherwise
+        return (Params, (self._values, self.profile, self.section))
 
     @property
     def out_dir(self) -> Path:

@@ -1,4 +1,11 @@
-"""Seeding, thread counts and device choice (one place, called once per notebook)."""
+"""Seeding, thread counts and device choice (one place, called once per notebook).
+
+Device selection lives here only: :func:`device` maps ``shared.device`` (``auto``/``cpu``/``cuda``) to a
+torch device, :func:`setup` applies it (and the matching faiss GPU default of :mod:`cbir.index`). Training
+on CUDA uses the same seeds (``torch.manual_seed`` seeds every GPU too); GPU kernels may still differ from
+CPU ones in the last bits, and cache keys do not name the device: a cell trained on one is reused on the
+other.
+"""
 from __future__ import annotations
 
 import random
@@ -31,13 +38,35 @@ def set_threads(n: int) -> None:
     threadpool_limits(n)
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""Values of ``shared.device``."""
+
+
 def device(prefer: str = "auto") -> "torch.device":
-    """``cuda`` when available (and not disabled by ``prefer='cpu'``), else ``cpu``."""
+    """The torch device for ``shared.device``: ``"auto"`` = ``cuda`` when ``torch.cuda.is_available()``,
+    else ``cpu``; ``"cpu"``; ``"cuda"`` (an error when torch sees no GPU).
+
+    Raises
+    ------
+    ValueError
+        ``prefer`` is not one of :data:`DEVICES`, or ``"cuda"`` without a GPU (the message says what to set).
+    """
     import torch
 
-    if prefer == "cpu" or not torch.cuda.is_available():
+    if prefer not in DEVICES:
+        raise ValueError(f"shared.device={prefer!r}; use one of {list(DEVICES)} (auto = cuda when available)")
+    if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("shared.device='cuda' but torch sees no CUDA GPU (torch.cuda.is_available() is False); "
+                         "set shared.device: auto or cpu, or install a CUDA build of torch")
     return torch.device("cuda")
+
+
+def faiss_gpu(dev: Any) -> bool | None:
+    """The ``use_gpu`` default of :mod:`cbir.index` for a torch device: ``None`` (a faiss GPU index when
+    faiss sees a GPU) on ``cuda``, ``False`` (CPU indexes) on ``cpu``."""
+    return None if getattr(dev, "type", str(dev)) == "cuda" else False
 
 
 def describe_device(dev: Any = None) -> str:
@@ -53,9 +82,12 @@ def describe_device(dev: Any = None) -> str:
 
 
 def setup(P: Mapping[str, Any]) -> "torch.device":
-    """Seed everything and fix thread counts from params; return the torch device to use."""
-    import torch
+    """Seed everything and fix thread counts from params; return the torch device of ``shared.device``
+    (:func:`device`), and make :mod:`cbir.index` build faiss GPU indexes only on that device being cuda."""
+    from cbir import index
 
     set_threads(int(P["threads"]))
     seed_everything(int(P["seed"]))
-    return device()
+    dev = device(P.get("device", "auto"))
+    index.set_default_gpu(faiss_gpu(dev))
+    return dev

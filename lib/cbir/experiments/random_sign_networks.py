@@ -4,6 +4,7 @@ retrieval sections. The network itself is :class:`cbir.models.rdcnn.RandomDepthw
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,93 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (
     order = np.argsort(-np.asarray(scores), axis=1, kind="stable")
     labels = np.asarray(labels)
     return {int(k): (order[:, :k] == labels[:, None]).any(1) for k in ks}
+
+
+# ============================================================================ sweeps (Table 1 grid, Fig. 3 m-sweep)
+def grid_cell(k: int, b: int, *, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+              y_test: np.ndarray, m: int, C: float, seed: int, tags: tuple[str, str], cache_dir: str | None,
+              batch_size: int = 256, kernel_chunk: int = 2048) -> dict[str, np.ndarray]:
+    """One (k, b) cell of Table 1: RDCNN features (cached) of both splits, the linear SVM of
+    :func:`svm_eval`; scalars as 0-d arrays, ``correct_top1`` bool (N_test,), ``seconds`` of the cell."""
+    t0 = time.perf_counter()
+    feats = [cached_rdcnn_features(x, k=int(k), b=int(b), m=int(m), seed=int(seed), tag=tag, cache_dir=cache_dir,
+                                   batch_size=batch_size, kernel_chunk=kernel_chunk)
+             for x, tag in zip((x_train, x_test), tags)]
+    r = svm_eval(feats[0], y_train, feats[1], y_test, C, per_image=True)
+    correct = r.pop("correct")
+    return {**r, "correct_top1": correct[1], "seconds": time.perf_counter() - t0}
+
+
+def grid_sweep(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, P, *,
+               tags: tuple[str, str] | None = None, log=print):
+    """Table 1: test accuracy of every (k, b) in ``P.grid_k x P.grid_b`` at ``m = P.grid_m`` (Sec. 3.2).
+
+    The cells run through :func:`cbir.sweep.map_cells` (one after another with ``shared.workers: 1``,
+    else as Dask tasks at ``shared.threads`` threads each) and are cached per cell.
+
+    Returns
+    -------
+    grid : DataFrame ``k, b, m, train_acc_pct, test_acc_pct, top1_pct, top2_pct, top3_pct, seconds``
+        (``seconds``: wall time of the cell when it was computed).
+    correct : dict (k, b) -> bool (N_test,), top-1 correctness per test image (paired intervals).
+    """
+    import pandas as pd
+
+    from cbir import sweep
+
+    tags = tags or (f"{P['dataset']}-train-grid", f"{P['dataset']}-test-grid")
+    cells = [{"k": int(k), "b": int(b)} for k in P["grid_k"] for b in P["grid_b"]]
+    cache_dir = str(P.cache_dir) if hasattr(P, "cache_dir") else P.get("cache_dir")
+    shared = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, m=int(P["grid_m"]),
+                  C=float(P["svm_C"]), seed=int(P["seed"]), tags=tuple(tags), cache_dir=cache_dir,
+                  batch_size=int(P.get("batch_size", 256)), kernel_chunk=int(P.get("kernel_chunk", 2048)))
+    key = {k: v for k, v in shared.items() if k not in ("cache_dir", "batch_size", "kernel_chunk")}
+    out = sweep.map_cells(grid_cell, cells, name="rdcnn_grid_cell", shared=shared, key=key, P=P,
+                          cache_dir=cache_dir, desc="Table 1 (k, b) grid", log=log)
+    rows, correct = [], {}
+    for c, r in zip(cells, out):
+        correct[(c["k"], c["b"])] = r.pop("correct_top1").astype(bool)
+        rows.append({"k": c["k"], "b": c["b"], "m": shared["m"], **{n: float(v) for n, v in r.items() if n != "seconds"},
+                     "seconds": float(r["seconds"])})
+    return pd.DataFrame(rows), correct
+
+
+def m_sweep_cell(m: int, *, f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
+                 C: float) -> dict[str, np.ndarray]:
+    """One point of Fig. 3: the linear SVM on the first ``m`` features; ``correct_top<k>`` bool (N_test,)."""
+    r = svm_eval(f_train[:, :m], y_train, f_test[:, :m], y_test, C, per_image=True)
+    correct = r.pop("correct")
+    return {**r, **{f"correct_top{k}": v for k, v in correct.items()}}
+
+
+def m_sweep(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, P, *,
+            ms=None, log=print):
+    """Fig. 3: train/test accuracy of the linear SVM on the first ``m`` of the features, for each ``m`` of
+    ``ms`` (default ``P.m_sweep``; features computed once at the largest ``m``). Cells run through
+    :func:`cbir.sweep.map_cells` and are cached per ``m``.
+
+    Returns
+    -------
+    sweep : DataFrame ``m, train_acc_pct, test_acc_pct, top1_pct, top2_pct, top3_pct``, sorted by ``m``.
+    correct : dict m -> {k: bool (N_test,)}, top-k correctness per test image.
+    """
+    import pandas as pd
+
+    from cbir import sweep
+
+    ms = sorted(int(m) for m in (ms if ms is not None else P["m_sweep"]))
+    if ms and ms[-1] > f_train.shape[1]:
+        raise ValueError(f"m_sweep asks for m={ms[-1]} but the features have {f_train.shape[1]} columns; "
+                         f"compute them at m={ms[-1]}")
+    cache_dir = str(P.cache_dir) if hasattr(P, "cache_dir") else P.get("cache_dir")
+    shared = dict(f_train=f_train, y_train=y_train, f_test=f_test, y_test=y_test, C=float(P["svm_C"]))
+    out = sweep.map_cells(m_sweep_cell, [{"m": m} for m in ms], name="rdcnn_m_sweep_cell", shared=shared, P=P,
+                          cache_dir=cache_dir, desc="Fig. 3 m-sweep", log=log)
+    rows, correct = [], {}
+    for m, r in zip(ms, out):
+        correct[m] = {int(n.removeprefix("correct_top")): v.astype(bool) for n, v in r.items() if n.startswith("correct_")}
+        rows.append({"m": m, **{n: float(v) for n, v in r.items() if not n.startswith("correct_")}})
+    return pd.DataFrame(rows), correct
 
 
 # ============================================================================ paper-vs-ours rows (notebook 01)

@@ -401,10 +401,24 @@ class SweepResult:
     code_ms: dict = field(repr=False, default_factory=dict)
 
 
+def train_and_evaluate_cell(n: int, bits: int, data: SweepData, P: Mapping[str, Any], device: str,
+                            cache_dir: str) -> bool:
+    """One sweep cell as a task (:func:`cbir.sweep.map_cells`): :func:`train_cell` and
+    :func:`evaluate_cell` write their artifacts into the cache; True when the cell was trained here."""
+    cell = train_cell(int(n), int(bits), data, P, torch.device(device), cache_dir, progress=False)
+    evaluate_cell(cell, data, P, cache_dir)
+    return not cell.from_cache
+
+
 def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None = None,
               cache_dir: str | Path | None = None, progress: bool = True,
               log: Callable[[str], None] | None = print) -> SweepResult:
     """Train and evaluate every ``(n, bits)`` cell of ``P['depths'] x P['bits']``; cached per cell.
+
+    With ``shared.workers > 1`` or a ``shared.scheduler`` the cells are first trained as Dask tasks
+    (:func:`cbir.sweep.map_cells`, ``shared.threads`` threads each) into the cache, then assembled here
+    exactly as cached cells are; a failed cell raises :class:`cbir.sweep.SweepError` naming it once the
+    others are done.
 
     Parameters
     ----------
@@ -417,12 +431,20 @@ def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None
     -------
     SweepResult
     """
+    from cbir import sweep
     from cbir.runtime import describe_device
 
     device = device or torch.device("cpu")
     for key, grid in (("depths", P["depths"]), ("bits", P["bits"])):
         if len(set(grid)) != len(grid):
             raise ValueError(f"drhn.{key}={list(grid)} has duplicates; list each value once")
+    trained_now: set = set()
+    if sweep.parallel(P):
+        grid_cells = [{"n": int(n), "bits": int(b)} for n in P["depths"] for b in P["bits"]]
+        done = sweep.map_cells(train_and_evaluate_cell, grid_cells, P=P, desc="DRHN depth x bits", log=log,
+                               shared={"data": data, "P": P, "device": device.type,
+                                       "cache_dir": str(cache_dir or P.cache_dir)})
+        trained_now = {(c["n"], c["bits"]) for c, fresh in zip(grid_cells, done) if fresh}
     k = min(int(P["map_k"]), len(data.y_db))
     ks = [int(x) for x in P["precision_ks"] if int(x) <= k]
     rows, curves, hists, trained, evals, aps, corrects, code_ms = [], [], [], {}, {}, {}, {}, {}
@@ -449,7 +471,8 @@ def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None
                    "ms_per_code": float(np.median(times)), "ms_per_code_q25": float(np.percentile(times, 25)),
                    "ms_per_code_q75": float(np.percentile(times, 75)),
                    "timing_batch": int(P.get("timing_batch", 1)), "timing_repeats": int(len(times)),
-                   "code_device": describe_device(device), "from_cache": cell.from_cache}
+                   "code_device": describe_device(device),
+                   "from_cache": cell.from_cache and (int(n), int(bits)) not in trained_now}
             rows.append(row)
             curves.append(pd.DataFrame({"n": int(n), "bits": int(bits), "k": ks, "precision_pct": 100 * pk}))
             hists.append(hist.assign(n=int(n), bits=int(bits)))
@@ -457,7 +480,7 @@ def run_sweep(P: Mapping[str, Any], data: SweepData, device: torch.device | None
             trained[key], evals[key], aps[key], corrects[key], code_ms[key] = cell, ev, ap, correct, times
             if log:
                 log(f"DRHN-{n} {bits:>3} bits: test acc {row['test_acc_pct']:.2f}%  mAP@{k} "
-                    f"{row['map_at_k_pct']:.2f}%  ({'cached' if cell.from_cache else 'trained'})")
+                    f"{row['map_at_k_pct']:.2f}%  ({'cached' if row['from_cache'] else 'trained'})")
     return SweepResult(pd.DataFrame(rows), pd.concat(curves, ignore_index=True),
                        pd.concat(hists, ignore_index=True), trained, evals, aps, corrects, code_ms)
 
