@@ -1,9 +1,13 @@
 # cbir-repro — two commands on a fresh machine (each sets itself up; a second run skips installs):
-#   make reproduce [PROFILE=smoke|medium|paper] [NB=02]   run the notebooks with papermill -> outputs/<profile>/
+#   make reproduce [PROFILE=smoke|medium|paper] [NB=02] [JOBS=2] [THREADS=1]
+#                                                         run the notebooks with papermill -> outputs/<profile>/
+#                                                         (JOBS notebooks at a time, each max(1, cores/JOBS) threads)
 #   make test                                             unit tests + nbval over notebooks/ (what CI runs)
 # Also: make lab (JupyterLab, kernel registered), make lab-check (headless-Chromium check of it), make bench (benchmarks), make notebooks (refresh stored outputs).
 PROFILE ?= smoke
 NB ?=
+JOBS ?= 1
+THREADS ?=
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m cbir.run --profile $(PROFILE) $(if $(NB),--nb $(NB))
+	$(PY) -m cbir.run --profile $(PROFILE) $(if $(NB),--nb $(NB)) --jobs $(JOBS) $(if $(THREADS),--threads $(THREADS))
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg \

@@ -83,3 +83,22 @@ def test_progress_streams_cells_and_printed_lines(tmp_root):
     quiet = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", "smoke", "--quiet"], cwd=tmp_root,
                            env=env, capture_output=True, text=True, timeout=180)
     assert "step one" not in quiet.stdout and "[1/1] 97_prints ... ok (" in quiet.stdout
+
+
+def test_jobs_runs_notebooks_concurrently_with_prefixed_lines_and_split_threads(tmp_root):
+    nbdir = tmp_root / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "96_two.ipynb", "print('hello from 96_two', overrides)")
+    _notebook(nbdir / "94_fails.ipynb", "raise ValueError('on purpose')")
+    env = {**os.environ, "CBIR_ROOT": str(tmp_root)}
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", "smoke", "--jobs", "2", "--threads", "1"],
+                         cwd=tmp_root, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 1, out.stdout + out.stderr  # one notebook failed, the others ran
+    lines = out.stdout.splitlines()
+    assert "2 at a time, 1 thread(s) each" in lines[0]
+    assert "[96]       | hello from 96_two {'shared.threads': 1}" in lines
+    assert any(ln.startswith("[94] ") and "ValueError: on purpose" in ln for ln in lines)
+    summary = (tmp_root / "outputs" / "smoke" / "run_summary.csv").read_text().splitlines()
+    assert [r.split(",")[:2] for r in summary[1:]] == [["94_fails", "FAILED"], ["96_two", "ok"]]
+    assert "summary:" in out.stdout and time.monotonic() - t0 < 240

@@ -5,6 +5,12 @@ Usage::
     python -m cbir.run --profile smoke            # every notebooks/NN_*.ipynb -> outputs/smoke/
     python -m cbir.run --profile medium --nb 02   # one notebook (prefix match; comma-separated list allowed)
     python -m cbir.run --profile smoke --store    # execute IN PLACE: refresh the committed smoke outputs
+    python -m cbir.run --profile medium --jobs 2  # two notebooks at a time (make reproduce JOBS=2)
+
+With ``--jobs N`` the notebooks (independent of one another) run ``N`` at a time, each in its own runner
+process; each gets ``shared.threads = max(1, cores // N)`` unless ``--threads`` says otherwise, and every
+line it prints is prefixed with its number (``[03] ...``). The summary and report are the same as in a
+sequential run.
 
 A failing notebook is reported with its cell and error; the others still run; the exit code is 1 when
 any notebook failed. A summary (notebook, status, seconds) is printed and saved as
@@ -13,6 +19,7 @@ any notebook failed. A summary (notebook, status, seconds) is printed and saved 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -111,10 +118,13 @@ class Progress:
         return False
 
 
-def run_one(nb: Path, profile: str, store: bool, timeout: int | None, progress: bool = False) -> dict:
+def run_one(nb: Path, profile: str, store: bool, timeout: int | None, progress: bool = False,
+            overrides: dict | None = None) -> dict:
     """Execute one notebook; its old report rows are removed first and a run record is written after.
 
-    ``progress`` streams the cell being run and the notebook's printed lines (:class:`Progress`)."""
+    ``progress`` streams the cell being run and the notebook's printed lines (:class:`Progress`).
+    ``overrides`` (e.g. ``{"shared.threads": 1}``) is passed as the notebook's ``overrides`` parameter
+    (not with ``store``: the committed notebooks keep their own parameters cell)."""
     import os
 
     import papermill as pm
@@ -124,7 +134,7 @@ def run_one(nb: Path, profile: str, store: bool, timeout: int | None, progress: 
     out_dir = repo_root() / "outputs" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     target = nb if store else out_dir / nb.name
-    params = {} if store else {"profile": profile}
+    params = {} if store else {"profile": profile, **({"overrides": dict(overrides)} if overrides else {})}
     (out_dir / "report_rows" / f"{nb.stem}.csv").unlink(missing_ok=True)  # a failed run shows no old rows
     log = records.data_log(profile, nb.stem)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", action="store_true", help="execute in place (refresh committed smoke outputs)")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--quiet", action="store_true", help="no per-cell progress or streamed notebook output")
+    ap.add_argument("--jobs", type=int, default=1, help="notebooks run at once (make reproduce JOBS=N); each gets "
+                    "max(1, cores // jobs) threads unless --threads")
+    ap.add_argument("--threads", type=int, default=None, help="shared.threads of every notebook (an override)")
+    ap.add_argument("--row-json", default=None, help=argparse.SUPPRESS)  # internal: a --jobs child's result file
     args = ap.parse_args(argv)
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        print(f"error: --jobs={args.jobs} and --threads={args.threads} must be positive integers "
+              "(JOBS=1 runs the notebooks one after another)", file=sys.stderr)
+        return 2
     try:
         validate_profile(args.profile)
     except ParamsError as err:
@@ -189,18 +207,27 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     nbs = notebooks(args.nb)
-    print(f"cbir-repro: {len(nbs)} notebook(s), profile {args.profile!r}"
-          + (" (in place)" if args.store else f" -> outputs/{args.profile}/"), flush=True)
+    threads = args.threads if args.threads is not None else (
+        max(1, _cores() // args.jobs) if args.jobs > 1 and len(nbs) > 1 else None)
+    overrides = {"shared.threads": threads} if threads is not None else None
+    if args.row_json is None:
+        print(f"cbir-repro: {len(nbs)} notebook(s), profile {args.profile!r}"
+              + (" (in place)" if args.store else f" -> outputs/{args.profile}/")
+              + (f", {min(args.jobs, len(nbs))} at a time" if args.jobs > 1 and len(nbs) > 1 else "")
+              + (f", {threads} thread(s) each" if threads is not None and not args.store else ""), flush=True)
     import signal
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
+    if args.jobs > 1 and len(nbs) > 1:
+        rows, interrupted = _run_concurrently(nbs, args, threads)
+        return _finish(args, rows, interrupted)
     rows, interrupted = [], None
     for i, nb in enumerate(nbs, 1):
         print(f"[{i}/{len(nbs)}] {nb.stem} ...", end=" " if args.quiet else "\n", flush=True)
         t0 = time.perf_counter()
         try:
-            row = run_one(nb, args.profile, args.store, args.timeout, progress=not args.quiet)
+            row = run_one(nb, args.profile, args.store, args.timeout, progress=not args.quiet, overrides=overrides)
         except KeyboardInterrupt as err:
             interrupted = str(err) or "interrupted"
             row = {"notebook": nb.stem, "status": "INTERRUPTED", "seconds": round(time.perf_counter() - t0, 1),
@@ -214,6 +241,74 @@ def main(argv: list[str] | None = None) -> int:
             rows += [{"notebook": rest.stem, "status": "not run", "seconds": 0.0, "output": "", "error": ""}
                      for rest in nbs[i:]]
             break
+    return _finish(args, rows, interrupted)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _run_concurrently(nbs: list[Path], args, threads: int | None) -> tuple[list[dict], str | None]:
+    """Run ``nbs`` ``args.jobs`` at a time, each in a child runner (``--row-json``); their lines are
+    printed prefixed ``[NN]``. Returns the rows in notebook order and the interruption (or None)."""
+    import json
+    import signal
+    import subprocess
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock, procs, stopping = threading.Lock(), {}, threading.Event()
+    tmp = Path(tempfile.mkdtemp(prefix="cbir-run-"))
+
+    def one(nb: Path) -> dict:
+        if stopping.is_set():
+            return {"notebook": nb.stem, "status": "not run", "seconds": 0.0, "output": "", "error": ""}
+        out = tmp / f"{nb.stem}.json"
+        cmd = [sys.executable, "-m", "cbir.run", "--profile", args.profile, "--nb", nb.stem, "--row-json", str(out)]
+        cmd += (["--store"] if args.store else []) + (["--quiet"] if args.quiet else [])
+        cmd += (["--timeout", str(args.timeout)] if args.timeout else [])
+        cmd += (["--threads", str(threads)] if threads is not None else [])
+        tag = f"[{nb.stem.split('_')[0]}] "
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        procs[nb.stem] = proc
+        for line in proc.stdout:
+            with lock:
+                print(tag + line, end="", flush=True)
+        rc = proc.wait()
+        if out.exists():
+            return json.loads(out.read_text())[0]
+        return {"notebook": nb.stem, "status": "FAILED", "seconds": round(time.perf_counter() - t0, 1),
+                "output": "", "error": f"its runner exited with {rc} before writing a result"}
+
+    interrupted = None
+    with ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        futures = [ex.submit(one, nb) for nb in nbs]
+        try:
+            rows = [f.result() for f in futures]
+        except KeyboardInterrupt as err:
+            interrupted = str(err) or "interrupted"
+            stopping.set()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            for proc in list(procs.values()):
+                if proc.poll() is None:
+                    proc.terminate()  # the child records INTERRUPTED and writes its row
+            rows = [f.result() for f in futures]
+    return rows, interrupted
+
+
+def _finish(args, rows: list[dict], interrupted: str | None) -> int:
+    """Summary, run_summary.csv and report (a ``--jobs`` child writes its rows for its parent instead)."""
+    if args.row_json is not None:
+        import json
+
+        Path(args.row_json).write_text(json.dumps(rows))
+        return 130 if interrupted else int(any(r["status"] != "ok" for r in rows))
     summary = pd.DataFrame(rows)
     out_dir = repo_root() / "outputs" / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
