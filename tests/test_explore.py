@@ -79,5 +79,50 @@ def test_random_filter_explorer_shows_sign_maps_and_feature():
     box.controls["k"].value, box.controls["b"].value, box.controls["kernel"].value = 3, 2, 4
     s = ex.last_state
     assert len(s["sign_maps"]) == 2 and set(np.unique(s["sign_maps"][0])) <= {-1.0, 1.0}
-    net = RandomDepthwiseSignNet(k=3, b=2, m=6, seed=0)
+    net = ex._net(3, 2)  # the explorer's nested kernels (see the next test), not RandomDepthwiseSignNet(seed=0)'s
     assert s["feature"] == pytest.approx(float(net.transform(imgs[:1])[0, 4]))
+
+
+def test_random_filter_explorer_same_kernel_across_k_and_b():
+    import torch
+    from cbir.models.rdcnn import RandomDepthwiseSignNet
+
+    imgs = np.random.default_rng(1).integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    ex = RandomFilterExplorer(imgs, RandomDepthwiseSignNet, m=5, seed=3)
+    w3, w7 = ex.view(3, 1, 2)["weights"], ex.view(7, 3, 2)["weights"]
+    np.testing.assert_array_equal(w3, w7[:, 2:5, 2:5])  # k=3 is the centre of the k=7 kernel
+    n3, n5 = ex._net(3, 2), ex._net(5, 3)
+    assert float(n3.b1[2]) == float(n5.b1[2]) == float(ex.bias[2])  # one bias per kernel index
+    np.testing.assert_array_equal(n3.wd[0, 2, 0].numpy(), n5.wd[0, 2, 0, 1:4, 1:4].numpy())
+    # kernel j does not depend on m: a larger teaching network starts with the same kernels
+    np.testing.assert_array_equal(RandomFilterExplorer(imgs, RandomDepthwiseSignNet, m=8, seed=3).w_full[:5], ex.w_full)
+    # the feature shown is the network's own: mean of sign(w.p + bias) over positions for b = 1 ('same' padding)
+    x = torch.from_numpy(imgs[:1]).permute(0, 3, 1, 2).float() / 255
+    z = torch.nn.functional.conv2d(x, torch.from_numpy(ex.crop(ex.w_full, 5)[1:2].copy()),
+                                   torch.from_numpy(ex.bias[1:2]), padding=2)
+    assert ex.view(5, 1, 1)["feature"] == pytest.approx(float(torch.where(z >= 0, 1.0, -1.0).mean()), abs=1e-6)
+    with pytest.raises(ValueError, match="not offered"):
+        ex.view(9, 1, 0)
+
+
+def test_retrieval_explorer_compare_and_hard_queries(retrieval):
+    ex, db, q, db_codes, q_codes, db_y, q_y = retrieval
+    hard = ex.hard_queries("sign 16", k=6)
+    assert sorted(hard) == list(range(len(q_y)))
+    aps = [ex.view(int(i), "sign 16", 6)["ap"] for i in hard]
+    assert aps == sorted(aps)  # lowest AP first
+    fig = ex.render(3, "cosine", 6, compare="sign 16")
+    assert len(fig.axes) == 14  # two rows of query + 6
+    assert ex.last_state["compare"]["method"] == "sign 16"
+    assert ex.last_state["compare"]["query"] == ex.last_state["query"] == 3
+    titles = [a.get_title() for a in fig.axes]
+    assert all(t[0] in "✓✗" for t in titles if not t.startswith("query"))
+    box = ex.widget()
+    c = box.controls
+    c["method"].value, c["k"].value, c["order"].value = "sign 16", 6, "hardest first"
+    c["query"].value = 0
+    assert ex.last_state["query"] == int(hard[0]) == box.query_id()
+    c["compare"].value = "cosine"
+    assert ex.last_state["compare"]["method"] == "cosine"
+    with pytest.raises(ValueError, match="method='nope'"):
+        ex.render(0, "cosine", 3, compare="nope")

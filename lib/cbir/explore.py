@@ -6,13 +6,15 @@ twin and the tests), ``render(...)`` draws it as a matplotlib figure (the static
 returns the interactive version. Notebooks call :func:`show`, which picks the widget when
 ``P.interactive`` is true and the static twin otherwise, so headless runs stay deterministic.
 
-* :class:`RetrievalExplorer` — a query, a method (float cosine, hash codes, two-step, ...) and k: the top-k
-  grid framed green (relevant) / red, P@k and AP of that query, Hamming distances for hash methods.
+* :class:`RetrievalExplorer` — a query, a method (float cosine, hash codes, two-step, ...) and k, optionally a
+  second method beside it: the top-k grid marked ✓ / green (relevant) and ✗ / red, P@k and AP of that query,
+  Hamming distances for hash methods; the queries can be walked hardest first (lowest AP, first hit far down).
 * :class:`HashRobustnessExplorer` — an image, a modification and its strength: the modified image, the hash
   bits, normalised distances to the original for each hash and the CNN cosine distance, beside the radius
   that maximised F in the benchmark.
 * :class:`RandomFilterExplorer` — k, b and a kernel index of a random depthwise sign network: the kernel,
-  the sign map after each block and the pooled feature (notebook 01's idea).
+  the sign map after each block and the pooled feature (notebook 01's idea); kernel j is the same random
+  draw at every k (centre crops of one k_max draw) and b, so changing k compares like with like.
 """
 from __future__ import annotations
 
@@ -94,7 +96,11 @@ def _redraw(out: Any, render: Callable[[], plt.Figure]) -> None:
 
 # --------------------------------------------------------------------------------------------- retrieval
 class RetrievalExplorer:
-    """Pick a query, a method and k; see the ranked results, P@k and AP.
+    """Pick a query, a method (and optionally a second one beside it) and k; see the ranked results, P@k, AP.
+
+    Relevance is shown twice, so it does not rest on colour alone: a green / red frame and a ``✓`` / ``✗`` in
+    each result's title. :meth:`hard_queries` orders the queries hardest first (lowest AP@k, then the first
+    relevant item farthest down), and the widget can walk the queries in that order.
 
     Parameters
     ----------
@@ -102,6 +108,8 @@ class RetrievalExplorer:
     q_images, q_labels : query images and labels
     methods : sequence of :class:`SearchMethod` (or a mapping name -> method)
     """
+
+    NONE = "(none)"
 
     def __init__(self, db_images: Any, db_labels: np.ndarray, q_images: Any, q_labels: np.ndarray,
                  methods: Sequence[SearchMethod] | Mapping[str, SearchMethod]):
@@ -112,58 +120,103 @@ class RetrievalExplorer:
             raise ValueError("RetrievalExplorer needs at least one SearchMethod")
         self.methods = {m.name: m for m in ms}
         self.last_state: dict | None = None
+        self._hard: dict[tuple[str, int], np.ndarray] = {}
 
-    def view(self, query: int, method: str, k: int) -> dict:
-        """State shown for (query, method, k): ids, distances, relevance, P@k, AP@k (retrieved), time."""
-        if not 0 <= query < len(self.q_labels):
-            raise ValueError(f"query={query} outside [0, {len(self.q_labels) - 1}]")
+    def _check_method(self, method: str) -> SearchMethod:
         if method not in self.methods:
             raise ValueError(f"method={method!r}; choose one of {list(self.methods)}")
-        m = self.methods[method]
+        return self.methods[method]
+
+    def view(self, query: int, method: str, k: int) -> dict:
+        """State shown for (query, method, k): ids, distances, relevance, P@k, AP@k (retrieved), the rank of
+        the first relevant result (``k + 1`` when none is in the top k), time."""
+        if not 0 <= query < len(self.q_labels):
+            raise ValueError(f"query={query} outside [0, {len(self.q_labels) - 1}]")
+        m = self._check_method(method)
         t0 = time.perf_counter()
         D, I = m.search(query, k)
         ms = (time.perf_counter() - t0) * 1e3
         rel = metrics.relevance(I[None], self.q_labels[query:query + 1], self.db_labels)
+        hits = np.flatnonzero(rel[0])
         state = {"query": query, "method": method, "k": len(I), "ids": I, "distances": D, "relevant": rel[0],
                  "precision": metrics.precision_at_k(rel, len(I)),
                  "ap": float(metrics.average_precision(rel, denominator="retrieved")[0]),
+                 "first_relevant": int(hits[0]) + 1 if len(hits) else len(I) + 1,
                  "is_hash": m.is_hash, "distance_name": m.distance_name, "search_ms": ms}
         self.last_state = state
         return state
 
-    def render(self, query: int = 0, method: str | None = None, k: int = 8, ncols: int = 9) -> plt.Figure:
-        """Static twin: the query and its top-k, framed green (relevant) / red, as one figure."""
+    def hard_queries(self, method: str, k: int = 8) -> np.ndarray:
+        """All query indices, hardest first for ``method`` at ``k``: ascending AP@k (retrieved denominator), then
+        descending rank of the first relevant result, then query index (stable). Cached per (method, k)."""
+        self._check_method(method)
+        key = (method, int(k))
+        if key not in self._hard:
+            last = self.last_state
+            s = [self.view(q, method, k) for q in range(len(self.q_labels))]
+            self.last_state = last
+            ap = np.array([x["ap"] for x in s])
+            first = np.array([x["first_relevant"] for x in s])
+            self._hard[key] = np.lexsort((np.arange(len(s)), -first, ap))
+        return self._hard[key]
+
+    def _row(self, s: dict) -> tuple[list, list, list]:
+        fmt = "{:.0f}" if s["is_hash"] else "{:.3f}"
+        images = [self.q_images[s["query"]]] + [self.db_images[j] for j in s["ids"]]
+        titles = [f"query {s['query']}"] + [("✓ " if r else "✗ ") + ("H=" if s["is_hash"] else "d=") + fmt.format(d)
+                                             for d, r in zip(s["distances"], s["relevant"])]
+        colors = [None] + ["green" if r else "red" for r in s["relevant"]]
+        return images, titles, colors
+
+    def render(self, query: int = 0, method: str | None = None, k: int = 8, ncols: int = 9,
+               compare: str | None = None) -> plt.Figure:
+        """Static twin: the query and its top-k (✓ / green = same label, ✗ / red = other), one row per method;
+        ``compare`` adds a second method's row below the first, for the same query."""
         method = method or next(iter(self.methods))
-        s = self.view(query, method, k)
+        names = [method] + ([compare] if compare not in (None, self.NONE, method) else [])
+        states = [self.view(query, name, k) for name in names]
         from cbir.plots import image_grid
 
-        fmt = "{:.0f}" if s["is_hash"] else "{:.3f}"
-        images = [self.q_images[query]] + [self.db_images[j] for j in s["ids"]]
-        titles = ["query"] + [("H=" if s["is_hash"] else "d=") + fmt.format(d) for d in s["distances"]]
-        colors = [None] + ["green" if r else "red" for r in s["relevant"]]
-        return image_grid(images, titles, ncols=min(ncols, len(images)), frame_colors=colors,
-                          suptitle=f"{method}: query {query}, P@{s['k']} = {s['precision']:.2f}, "
-                                   f"AP@{s['k']} = {s['ap']:.2f}")
+        images, titles, colors = [], [], []
+        for s in states:
+            i, t, c = self._row(s)
+            images += i; titles += t; colors += c
+        head = "; ".join(f"{s['method']}: P@{s['k']} = {s['precision']:.2f}, AP@{s['k']} = {s['ap']:.2f}"
+                         for s in states)
+        self.last_state = states[0] if len(states) == 1 else {**states[0], "compare": states[1]}
+        return image_grid(images, titles, ncols=len(states[0]["ids"]) + 1 if len(states) > 1 else
+                          min(ncols, len(images)), frame_colors=colors,
+                          suptitle=f"query {query} — {head}  (✓ green = same label, ✗ red = other)")
 
     def widget(self, k_max: int = 32):
-        """ipywidgets UI: query slider + random button, method dropdown, k slider."""
+        """ipywidgets UI: query slider + random button, order (all / hardest first), method and a second
+        method to compare (or none), k slider. In "hardest first" order the slider walks
+        :meth:`hard_queries` of the first method."""
         w = _widgets()
         q = w.IntSlider(0, 0, len(self.q_labels) - 1, description="query")
+        order = w.ToggleButtons(options=["all", "hardest first"], value="all", description="order")
         meth = w.Dropdown(options=list(self.methods), description="method")
+        vs = w.Dropdown(options=[self.NONE] + list(self.methods), value=self.NONE, description="beside")
         k = w.IntSlider(8, 1, min(k_max, len(self.db_labels)), description="k")
         rnd = w.Button(description="random query")
         out = w.Output()
         rng = np.random.default_rng(0)
 
+        def query_id() -> int:
+            if order.value == "hardest first":
+                return int(self.hard_queries(meth.value, k.value)[q.value])
+            return int(q.value)
+
         def update(*_):
-            _redraw(out, lambda: self.render(q.value, meth.value, k.value))
+            _redraw(out, lambda: self.render(query_id(), meth.value, k.value, compare=vs.value))
 
         rnd.on_click(lambda _: setattr(q, "value", int(rng.integers(len(self.q_labels)))))
-        for c in (q, meth, k):
+        for c in (q, order, meth, vs, k):
             c.observe(update, names="value")
         update()
-        box = w.VBox([w.HBox([q, rnd]), w.HBox([meth, k]), out])
-        box.controls = {"query": q, "method": meth, "k": k, "random": rnd}
+        box = w.VBox([w.HBox([q, rnd, order]), w.HBox([meth, vs, k]), out])
+        box.controls = {"query": q, "order": order, "method": meth, "compare": vs, "k": k, "random": rnd}
+        box.query_id = query_id
         return box
 
 
@@ -285,22 +338,65 @@ class HashRobustnessExplorer:
 class RandomFilterExplorer:
     """Pick k, b and a kernel of a random depthwise sign network; see its kernel, sign maps and feature.
 
+    *The same kernel across k and b.* A network drawn per ``(k, b)`` (``RandomDepthwiseSignNet(k, b, m, seed)``)
+    has unrelated kernels at k = 3 and k = 7, so "kernel 0" would compare unrelated hyperplanes. The explorer
+    therefore draws every kernel once, at the largest k and b: kernel ``j`` gets its own generator
+    (``SeedSequence([seed, j])``), N(0, 1) weights of shape (C, k_max, k_max), an N(0, 1) bias and depthwise
+    kernels for each block 2..b_max; a smaller k is the centre k x k crop of the same weights (the bias is
+    shared), a smaller b uses the first b - 1 depthwise kernels. Every crop is again N(0, 1), as the paper draws
+    them (Sec. 2.1), but these nested networks are not the ones the notebook's features use.
+
     Parameters
     ----------
     images : uint8 (N, H, W, 3) images to show (a few)
-    make_net : callable(k, b, m, seed) -> network with ``w1`` (m, C*k*k) kernels, ``sign_maps(images, block)``
-        and ``transform(images)`` (``cbir.models.rdcnn.RandomDepthwiseSignNet``)
+    make_net : callable(k, b, m, seed) -> network with buffers ``w1`` (m, C*k*k), ``b1`` (m,), ``wd``
+        (b-1, m, 1, k, k), ``bd`` (b-1, m), ``sign_maps(images, block)`` and ``transform(images)``
+        (``cbir.models.rdcnn.RandomDepthwiseSignNet``); its kernels are replaced by the shared draw
     m : number of kernels in the small teaching network
+    ks, bs : the kernel sizes and block counts offered (odd k; the draw is at ``max(ks)`` and ``max(bs)``)
     """
 
-    def __init__(self, images: np.ndarray, make_net: Callable[..., Any], m: int = 16, seed: int = 0):
+    def __init__(self, images: np.ndarray, make_net: Callable[..., Any], m: int = 16, seed: int = 0,
+                 ks: Sequence[int] = (3, 5, 7), bs: Sequence[int] = (1, 2, 3)):
         self.images, self.make_net, self.m, self.seed = np.asarray(images), make_net, m, seed
+        self.ks, self.bs = tuple(int(k) for k in ks), tuple(int(b) for b in bs)
+        if any(k % 2 == 0 or k < 1 for k in self.ks):
+            raise ValueError(f"ks={ks}: kernel sizes must be odd and >= 1 so that a centre crop exists")
+        self.k_max, self.b_max = max(self.ks), max(self.bs)
+        c = self.images.shape[-1] if self.images.ndim == 4 else 1
+        self.w_full = np.empty((m, c, self.k_max, self.k_max), np.float32)
+        self.bias = np.empty(m, np.float32)
+        self.wd_full = np.empty((self.b_max - 1, m, self.k_max, self.k_max), np.float32)
+        self.bd = np.empty((self.b_max - 1, m), np.float32)
+        for j in range(m):  # one generator per kernel index: kernel j is the same whatever m, k or b
+            rng = np.random.default_rng(np.random.SeedSequence([seed, j]))
+            self.w_full[j] = rng.standard_normal((c, self.k_max, self.k_max), dtype=np.float32)
+            self.bias[j] = rng.standard_normal(dtype=np.float32)
+            self.wd_full[:, j] = rng.standard_normal((self.b_max - 1, self.k_max, self.k_max), dtype=np.float32)
+            self.bd[:, j] = rng.standard_normal(self.b_max - 1, dtype=np.float32)
         self._nets: dict[tuple[int, int], Any] = {}
         self.last_state: dict | None = None
 
+    def crop(self, w: np.ndarray, k: int) -> np.ndarray:
+        """The centre ``k x k`` of kernels ``w`` (..., k_max, k_max)."""
+        o = (self.k_max - k) // 2
+        return w[..., o:o + k, o:o + k]
+
     def _net(self, k: int, b: int):
+        if k not in self.ks or b not in self.bs:
+            raise ValueError(f"(k, b) = ({k}, {b}) not offered; choose k in {self.ks} and b in {self.bs}")
         if (k, b) not in self._nets:
-            self._nets[(k, b)] = self.make_net(k=k, b=b, m=self.m, seed=self.seed)
+            import torch
+
+            net = self.make_net(k=k, b=b, m=self.m, seed=self.seed)
+            with torch.no_grad():
+                net.w1.copy_(torch.from_numpy(np.ascontiguousarray(self.crop(self.w_full, k)).reshape(self.m, -1)))
+                net.b1.copy_(torch.from_numpy(self.bias))
+                if b > 1:
+                    wd = np.ascontiguousarray(self.crop(self.wd_full[:b - 1], k))[:, :, None]
+                    net.wd.copy_(torch.from_numpy(wd))
+                    net.bd.copy_(torch.from_numpy(np.ascontiguousarray(self.bd[:b - 1])))
+            self._nets[(k, b)] = net
         return self._nets[(k, b)]
 
     def view(self, k: int, b: int, kernel: int, image: int = 0) -> dict:
@@ -322,20 +418,21 @@ class RandomFilterExplorer:
         fig, axes = plt.subplots(1, n + 1, figsize=(2.2 * (n + 1), 2.4))
         axes[0].imshow(self.images[image]); axes[0].set_title("image", fontsize=9)
         wv = s["weights"].mean(0)
-        axes[1].imshow(wv, cmap="coolwarm"); axes[1].set_title(f"kernel {kernel} ({k}x{k}, mean over C)", fontsize=8)
+        axes[1].imshow(wv, cmap="coolwarm"); axes[1].set_title(f"kernel {kernel} ({k}x{k}, mean over C)", fontsize=9)
         for j, mp in enumerate(s["sign_maps"]):
             axes[2 + j].imshow(mp, cmap="gray", vmin=-1, vmax=1)
-            axes[2 + j].set_title(f"sign map, block {j + 1}", fontsize=8)
+            axes[2 + j].set_title(f"sign map, block {j + 1}", fontsize=9)
         axes[n].bar(np.arange(len(s["features"])), s["features"],
                     color=["tab:orange" if i == kernel else "tab:blue" for i in range(len(s["features"]))])
-        axes[n].set_title(f"pooled features (kernel {kernel} = {s['feature']:.2f})", fontsize=8)
+        axes[n].set_title(f"pooled features (kernel {kernel} = {s['feature']:.2f})", fontsize=9)
         for ax in axes[:n]:
             ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
         fig.tight_layout()
         return fig
 
-    def widget(self, ks: Sequence[int] = (3, 5, 7), bs: Sequence[int] = (1, 2, 3)):
+    def widget(self):
         w = _widgets()
+        ks, bs = self.ks, self.bs
         k = w.Dropdown(options=list(ks), value=ks[min(1, len(ks) - 1)], description="k")
         b = w.Dropdown(options=list(bs), value=bs[0], description="b")
         kern = w.IntSlider(0, 0, self.m - 1, description="kernel")
