@@ -36,3 +36,15 @@ def test_wrong_answers_of_03_fail(capsys):
     assert not or_not  # farthest first
     assert not exercises.check("03.2", lambda n, b, c: 8_000_000)
     assert "hint" in capsys.readouterr().out
+
+
+def test_wrong_answers_of_02_fail(capsys):
+    assert not exercises.check("02.1", 1257 // 13)  # floor, not ceiling
+    assert not exercises.check("02.1", True)
+    assert not exercises.check("02.2", 32)  # bits, not bytes
+    sol = exercises.SOLUTIONS["02.3"]
+    # re-ranking by Hamming again (no cosine) or skipping the pool (plain cosine scan) are both wrong
+    assert not exercises.check("02.3", lambda db, q, fdb, fq, pool, k: np.lexsort((np.arange(len(db)), (db != q).sum(1)))[:k])
+    assert not exercises.check("02.3", lambda db, q, fdb, fq, pool, k: sol(db, q, fdb, fq, len(db), k))
+    assert "hint" in capsys.readouterr().out
+    assert set(exercises.listing("02_latent_layer_hashing").difficulty) <= {"easy", "medium", "hard"}

@@ -5,6 +5,7 @@ logits and per-query precisions, so the rows' settings can be checked against th
 smoke, medium and paper params.
 """
 import numpy as np
+import pytest
 import pandas as pd
 
 from cbir import reported
@@ -154,3 +155,44 @@ def test_a_direction_whose_interval_contains_zero_is_inconclusive():
         "latent hash beats the unsupervised hashing baselines, precision@500, 48 bits [Sec. 2.2 (Figs. 3-4)]"]
     assert clear.lo > 0 and clear.verdict == "holds here"
     assert "PCA-ITQ" in clear.note  # the baseline with the highest mean
+
+
+def _toy_arm(rng):
+    """A retrieval-only Arm: 3 classes, 12-bit latent activations that mostly encode the class."""
+    db_y, te_y = np.repeat(np.arange(3), 20), np.repeat(np.arange(3), 4)
+    proto = rng.random((3, 12))
+    lat = lambda y: np.clip(proto[y] + rng.normal(0, 0.35, (len(y), 12)), 0, 1).astype(np.float32)
+    nets = {12: {"db_latent": lat(db_y), "test_latent": lat(te_y)}}
+    imgs = np.zeros((60, 4, 4, 3), np.uint8)
+    return xp.Arm("cnn", "toy", "", imgs, imgs[:12], db_y, te_y, None, None, np.arange(12, dtype=np.int64), nets,
+                  ["a", "b", "c"], "", 60, 8, "")
+
+
+def test_one_step_quality_and_hardest_queries_match_a_brute_force_ranking():
+    from cbir.index import hamming_linear_scan
+    from cbir.metrics import average_precision, relevance
+
+    a = _toy_arm(np.random.default_rng(5))
+    e = a.nets[12]
+    D, I = hamming_linear_scan(xp._codes(e, part="db"), xp._codes(e, a.query_idx), 60)
+    rel = relevance(I[:, :5], a.q_labels, a.db_labels)
+    q = xp.one_step_quality(a, [12], k=5).iloc[0]
+    assert q.precision_at_k == pytest.approx(rel.mean())
+    assert q.wrong_in_top_k == pytest.approx((~rel).sum(1).mean())
+    assert q.tied_at_kth == pytest.approx((D == D[:, 4:5]).sum(1).mean())
+    hard = xp.hardest_queries(a, 12, 5, n=4)
+    ap = average_precision(rel, denominator="retrieved")
+    assert ap[hard[0]] == ap.min() and list(ap[hard]) == sorted(ap[hard])
+    fig = xp.retrieved_grid(a, [12], hard[:1], 5)
+    assert sum(t.get_title()[:1] in "✓✗" for t in fig.axes) == 5
+
+
+def test_real_data_rows_reads_the_published_table():
+    from cbir import published
+
+    pub = published.load(xp.NOTEBOOK)
+    t = xp.real_data_rows(pub)
+    if not pub.available:
+        assert t.empty
+        return
+    assert list(t.columns) == ["claim", "kind", "reported", "ours", "interval", "verdict"] and len(t) == len(pub.rows)

@@ -15,7 +15,10 @@ from cbir.models.latent_hash import small_cnn, train_latent_hash
 
 __all__ = ["train_and_embed", "Arm", "run_arm", "accuracy_table", "learning_curves", "retrieval_sweep",
            "two_step_table", "search_task_timing",
-           "model_text", "arm_model_text", "protocol_text", "paper_rows", "PAPER"]
+           "model_text", "arm_model_text", "protocol_text", "paper_rows", "PAPER", "NOTEBOOK", "plot_codes",
+           "plot_learning_curves", "plot_precision_vs_k", "bits_tables", "plot_precision_vs_bits", "plot_two_step",
+           "plot_speed", "one_step_quality", "hardest_queries", "retrieved_grid", "explorer_methods",
+           "real_data_rows", "EXERCISES", "SOLUTIONS"]
 
 PAPER = "02_latent_hash"
 """Stem of the reported CSV (``lib/cbir/reported/02_latent_hash.csv``) and of its settings CSV."""
@@ -628,3 +631,292 @@ def paper_rows(arms: list[Arm], per_query: dict, speed: pd.DataFrame | None, P) 
                 setting=setting, note="hardware- and implementation-dependent; feature extraction timed separately "
                                       "(search_task_timing); the paper's times are for 32-bit codes"))
     return rows
+
+
+# ------------------------------------------------------------------------------------------- figures
+OURS_LABEL = "latent hash (ours, Hamming)"
+"""Method name of the latent-layer hash in :func:`retrieval_sweep` (drawn thicker in the figures)."""
+
+
+def _codes(e: dict, rows: np.ndarray | slice | None = None, part: str = "test") -> np.ndarray:
+    """Packed Eq. 1 codes (latent layer thresholded at 0.5) of the database or of test rows ``rows``."""
+    from cbir.hashing import binarize, pack_bits
+
+    lat = e[f"{part}_latent"] if rows is None else e[f"{part}_latent"][rows]
+    return pack_bits(binarize(lat, 0.5))
+
+
+def plot_codes(a: Arm, n_bits: int, n: int = 6):
+    """The first ``n`` query images and their ``n_bits``-bit codes (Eq. 1), one row each. Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    from cbir.hashing import binarize
+
+    show = a.query_idx[:n]
+    bits = binarize(a.nets[n_bits]["test_latent"][show], 0.5)
+    fig, axes = plt.subplots(len(show), 2, figsize=(8, 0.75 * len(show)), gridspec_kw={"width_ratios": [1, 8]})
+    for r, i in enumerate(show):
+        axes[r, 0].imshow(a.test_images[i]); axes[r, 0].set_axis_off()
+        axes[r, 1].imshow(bits[r:r + 1], cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        axes[r, 1].set_yticks([]); axes[r, 1].set_xticks([])
+        axes[r, 1].set_ylabel(a.classes[a.test_labels[i]], rotation=0, ha="right", va="center", fontsize=9)
+    axes[-1, 1].set_xlabel(f"{n_bits} latent units (black = 1)")
+    fig.suptitle(f"{a.dataset}: {n_bits}-bit codes = latent layer H thresholded at 0.5 (Eq. 1)", fontsize=10)
+    return fig, axes
+
+
+def plot_learning_curves(curves: pd.DataFrame, arms: list[Arm]):
+    """Train loss and test error per iteration of every network (:func:`learning_curves`), one row per arm.
+    Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(arms), 2, figsize=(11, 3.4 * len(arms)), squeeze=False)
+    for row, a in zip(axes, arms):
+        for ax, col in zip(row, ["train_loss", "test_error_pct"]):
+            for h, g in curves[curves.arm == a.arm].groupby("n_bits"):
+                ax.plot(g.iterations, g[col].clip(lower=1e-3), marker="o", label=f"h={h}" if h else "without H")
+            ax.set(xlabel="training iterations", ylabel=col.replace("_", " "), title=a.dataset, yscale="log")
+    axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_precision_vs_k(sweep: pd.DataFrame, arms: list[Arm], n_bits: int):
+    """Precision@k of every method at ``n_bits`` bits and of the float scans, one panel per arm (Figs. 3/7).
+    Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(arms), figsize=(6.2 * len(arms), 4), squeeze=False)
+    for ax, a in zip(axes[0], arms):
+        d = sweep[(sweep.dataset == a.dataset) & (sweep.metric == "precision") & sweep.n_bits.isin([n_bits, 0])]
+        for method, g in d.groupby("method", sort=False):
+            ax.plot(g.k, g.value, marker="o", lw=2.5 if method == OURS_LABEL else 1.2, label=method)
+        ax.set(xscale="log", xlabel="number of retrieved images k", ylabel="precision@k",
+               title=f"{a.dataset}, {n_bits} bits ({len(a.query_idx)} queries)")
+    axes[0, -1].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig, axes
+
+
+def bits_tables(sweep: pd.DataFrame, P) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(hashing methods: precision@``headline_k`` and mAP@``map_k`` by code length; float linear scans: the
+    same two numbers), as wide tables indexed by dataset and method."""
+    pick = ((sweep.metric == "precision") & (sweep.k == P.headline_k)) | (sweep.metric == "mAP")
+    hashing = sweep[(sweep.n_bits > 0) & pick]
+    lin = sweep[(sweep.n_bits == 0) & pick]
+    return (hashing.pivot_table(index=["dataset", "method"], columns=["metric", "n_bits"], values="value", sort=False),
+            lin.pivot_table(index=["dataset", "method"], columns=["metric", "k"], values="value", sort=False))
+
+
+def plot_precision_vs_bits(sweep: pd.DataFrame, arms: list[Arm], P):
+    """Precision@``headline_k`` and mAP@``map_k`` of each hashing method against the code length (Figs. 4/8).
+    Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    hashing = sweep[(sweep.n_bits > 0) & (((sweep.metric == "precision") & (sweep.k == P.headline_k))
+                                          | (sweep.metric == "mAP"))]
+    fig, axes = plt.subplots(len(arms), 2, figsize=(11, 3.6 * len(arms)), squeeze=False)
+    for row, a in zip(axes, arms):
+        for ax, metric in zip(row, ["precision", "mAP"]):
+            d = hashing[(hashing.dataset == a.dataset) & (hashing.metric == metric)]
+            for method, g in d.groupby("method", sort=False):
+                ax.plot(g.n_bits, g.value, marker="o", lw=2.5 if method == OURS_LABEL else 1.2, label=method)
+            ax.set_xscale("log", base=2); ax.set_xticks(sorted(set(P.bits_sweep) | {P.n_bits}))
+            ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+            k = P.headline_k if metric == "precision" else P.map_k
+            ax.set(xlabel="code length h (bits)", ylabel=f"{metric}@{k}", title=a.dataset)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_two_step(two: pd.DataFrame, arms: list[Arm], P):
+    """ms per query of the coarse (Hamming) and fine (cosine) steps, with precision@``headline_k`` on a second
+    axis, for each search of :func:`two_step_table`. Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    pk = f"precision@{P.headline_k}"
+    fig, axes = plt.subplots(1, len(arms), figsize=(6.2 * len(arms), 3.6), squeeze=False)
+    for ax, a in zip(axes[0], arms):
+        d = two[two.dataset == a.dataset]
+        labels, per_q = [f"{s}\n{p}" for s, p in zip(d.search, d.pool)], 1e3 / len(a.query_idx)
+        ax.bar(labels, per_q * d.coarse_s, label="coarse (Hamming)")
+        ax.bar(labels, per_q * d.fine_s, bottom=per_q * d.coarse_s, label="fine (cosine)")
+        ax2 = ax.twinx(); ax2.plot(labels, d[pk], "ko-", label=pk); ax2.set_ylabel(pk); ax2.grid(False)
+        ax.set(ylabel="ms per query", title=a.dataset); ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_speed(speed: pd.DataFrame, P):
+    """ms per query (median, min-max bars) of the Hamming index and the float scan against the database size
+    (:func:`cbir.search.speed_scaling`). Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, g in speed.groupby("method", sort=False):
+        ms = 1e3 / g.n_queries
+        ax.errorbar(g.db_size, ms * g.seconds, yerr=[ms * (g.seconds - g.seconds_min), ms * (g.seconds_max - g.seconds)],
+                    marker="o", capsize=3, label=method)
+    ax.set(xscale="log", yscale="log", xlabel="database size (synthetic)", ylabel="ms per query (top-100), median",
+           title=f"{P.speed_bits}-bit Hamming vs {P.feature_dim}-d float cosine scan, {P.speed_threads} thread(s)")
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+# ------------------------------------------------------------------------------------------- grid, explorer
+def one_step_quality(a: Arm, bits: list[int], k: int) -> pd.DataFrame:
+    """Per code length: precision@k of one-step Hamming search over all queries of the arm, the mean number of
+    wrong-class images in a query's top k, and the mean number of database codes tied at the query's k-th
+    Hamming distance (ties are what short codes cannot break).
+
+    Returns
+    -------
+    DataFrame with columns ``bits, precision_at_k, wrong_in_top_k, tied_at_kth``.
+    """
+    from cbir.index import hamming_distances
+    from cbir.metrics import precision_at_k, relevance
+    from cbir.search import build_binary_index, one_step_search
+
+    rows = []
+    for h in bits:
+        e = a.nets[h]
+        db, q = _codes(e, part="db"), _codes(e, a.query_idx)
+        res = one_step_search(build_binary_index(db, h), q, k)
+        rel = relevance(res.rankings, a.q_labels, a.db_labels)
+        tied = (hamming_distances(db, q) == res.scores[:, k - 1:k]).sum(1)
+        rows.append({"bits": h, "precision_at_k": precision_at_k(rel, k),
+                     "wrong_in_top_k": float((~rel).sum(1).mean()), "tied_at_kth": float(tied.mean())})
+    return pd.DataFrame(rows)
+
+
+def hardest_queries(a: Arm, n_bits: int, k: int, n: int) -> np.ndarray:
+    """Positions (into ``a.query_idx``) of the ``n`` queries with the lowest AP@k of one-step Hamming search at
+    ``n_bits`` bits (ties: the first relevant result farthest down, then position)."""
+    from cbir.metrics import average_precision, relevance
+    from cbir.search import build_binary_index, one_step_search
+
+    e = a.nets[n_bits]
+    res = one_step_search(build_binary_index(_codes(e, part="db"), n_bits), _codes(e, a.query_idx), k)
+    rel = relevance(res.rankings, a.q_labels, a.db_labels)
+    ap = average_precision(rel, denominator="retrieved")
+    first = np.where(rel.any(1), rel.argmax(1), k)
+    return np.lexsort((np.arange(len(ap)), -first, ap))[:n]
+
+
+def retrieved_grid(a: Arm, bits: list[int], positions: np.ndarray, k: int):
+    """One row per (query, code length): the query, then its top-k by one-step Hamming search, each titled
+    ``✓`` / ``✗`` (same class or not) and its distance, framed green / red. Returns the figure."""
+    from cbir.plots import image_grid
+    from cbir.search import build_binary_index, one_step_search
+
+    imgs, titles, colors = [], [], []
+    for pos in positions:
+        qi = a.query_idx[pos]
+        for h in bits:
+            e = a.nets[h]
+            res = one_step_search(build_binary_index(_codes(e, part="db"), h), _codes(e, [qi]), k)
+            imgs.append(a.test_images[qi]); titles.append(f"query, {h} bits"); colors.append(None)
+            for j, dist in zip(res.rankings[0], res.scores[0]):
+                hit = a.db_labels[j] == a.test_labels[qi]
+                imgs.append(a.db_images[j]); titles.append(f"{'✓' if hit else '✗'} d={dist}")
+                colors.append("tab:green" if hit else "tab:red")
+    return image_grid(imgs, titles, ncols=k + 1, frame_colors=colors,
+                      suptitle=f"{a.dataset}: one-step Hamming search at {list(bits)} bits (✓ green = same class)")
+
+
+def explorer_methods(a: Arm, bits: list[int], pool: int) -> list:
+    """:class:`cbir.explore.SearchMethod` s over the arm's queries: one-step Hamming ranking and two-step search
+    (top-``pool`` Hamming pool re-ranked by the cosine of F; distance shown as 1 - cosine) per code length."""
+    from cbir.explore import SearchMethod
+    from cbir.search import build_binary_index, two_step_search
+
+    qi, methods = a.query_idx, []
+    for h in bits:
+        e = a.nets[h]
+        db_codes, q_codes = _codes(e, part="db"), _codes(e, qi)
+        methods.append(SearchMethod.binary_codes(f"one-step, {h} bits", db_codes, q_codes, h))
+
+        def two_step(i, k, e=e, index=build_binary_index(db_codes, h), q_codes=q_codes):
+            res = two_step_search(index, q_codes[i:i + 1], e["db_features"], e["test_features"][qi[i:i + 1]], k,
+                                  pool_size=max(pool, k))
+            return 1.0 - res.scores[0], res.rankings[0]
+        methods.append(SearchMethod.from_callable(f"two-step, {h} bits (pool {pool})", two_step, "1 - cosine"))
+    return methods
+
+
+# ------------------------------------------------------------------------------------------- published
+def real_data_rows(pub) -> pd.DataFrame:
+    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
+    claim, reported, ours with its interval, verdict (speed-up rows included: they are the paper's claim)."""
+    if not pub.available or not len(pub.rows):
+        return pd.DataFrame()
+    r = pub.rows
+    out = r.assign(interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(r.lo, r.hi)])
+    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(2).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- exercises
+NOTEBOOK = "02_latent_layer_hashing"
+
+
+def _two_step_solution(db_codes, q_code, db_feats, q_feat, pool: int, k: int) -> np.ndarray:
+    d = (np.asarray(db_codes) != np.asarray(q_code)[None]).sum(1)
+    cand = np.lexsort((np.arange(len(d)), d))[:pool]
+    f = np.asarray(db_feats, np.float64)[cand]
+    q = np.asarray(q_feat, np.float64)
+    sims = f @ q / np.maximum(np.linalg.norm(f, axis=1) * np.linalg.norm(q), 1e-12)
+    return cand[np.lexsort((cand, -sims))][:k]
+
+
+def _two_step_checker(fn) -> bool:
+    """``fn(db_codes, q_code, db_feats, q_feat, pool, k)`` must return the top-k of :func:`cbir.search.two_step_search`
+    (Hamming top-``pool`` by (distance, index), re-ranked by cosine of F, ties by index) on random cases."""
+    from cbir.hashing import pack_bits
+    from cbir.search import build_binary_index, two_step_search
+
+    rng = np.random.default_rng(11)
+    for bits, n, pool, k in ((8, 40, 10, 5), (12, 80, 30, 8), (48, 60, 20, 20)):
+        db = rng.integers(0, 2, (n, bits)).astype(np.uint8)
+        q = rng.integers(0, 2, bits).astype(np.uint8)
+        fdb, fq = rng.standard_normal((n, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+        want = two_step_search(build_binary_index(pack_bits(db), bits), pack_bits(q[None]), fdb, fq[None], k,
+                               pool_size=pool).rankings[0]
+        if not np.array_equal(np.asarray(fn(db, q, fdb, fq, pool, k)).ravel(), want):
+            return False
+    return True
+
+
+def _exercises():
+    from cbir.exercises import Exercise
+
+    return {
+        "02.1": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: with 12-bit codes a query sees at most 13 different Hamming distances (0..12). The smoke "
+            "digits database holds 1257 images: at least how many of them must share one distance to the query "
+            "(pigeonhole)? Give an int.",
+            lambda ans: isinstance(ans, (int, np.integer)) and not isinstance(ans, bool) and int(ans) == -(-1257 // 13),
+            "1257 images into 13 distance values: the fullest value holds at least ceil(1257 / 13)"),
+        "02.2": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: a linear scan reads each database item's float32 feature (d = 128 values, 4 bytes each); a "
+            "Hamming scan reads its 32-bit code. How many times more bytes does the float scan read per item? "
+            "(This ratio, not a timing, is what the speed-up grows towards.) Give a number.",
+            lambda ans: isinstance(ans, (int, float, np.number)) and not isinstance(ans, bool) and float(ans) == 128.0,
+            "128 * 4 bytes against 32 / 8 bytes"),
+        "02.3": Exercise(
+            NOTEBOOK, "medium",
+            "Write two_step(db_codes, q_code, db_feats, q_feat, pool, k): 0/1 codes (N, bits) and (bits,), float "
+            "features (N, d) and (d,); take the `pool` Hamming-nearest items (ties by index), re-rank them by cosine "
+            "similarity of the features (highest first, ties by index) and return the top-k indices (Sec. 1.2). "
+            "Pass the function itself.",
+            _two_step_checker,
+            "d = (db_codes != q_code).sum(1); cand = np.lexsort((np.arange(len(d)), d))[:pool]; cosine of "
+            "db_feats[cand] with q_feat; then np.lexsort((cand, -sims)) and keep k"),
+    }
+
+
+EXERCISES = _exercises()
+SOLUTIONS = {"02.1": 97, "02.2": 128, "02.3": _two_step_solution}
