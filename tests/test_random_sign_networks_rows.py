@@ -223,3 +223,39 @@ def test_n_queries_must_fit_the_capped_test_split():
     with pytest.raises(ParamsError, match=r"n_queries=151 but digits \[test\] with n_test_per_class=15 holds 150"):
         params.load("smoke", "rdcnn", {"n_queries": 151})
     assert params.load("smoke", "rdcnn", {"n_queries": 150}).n_queries == 150
+
+
+def test_sweep_summary_says_when_train_accuracy_never_reaches_100():
+    never = pd.DataFrame({"m": [8, 32, 128], "train_acc_pct": [40.0, 80.0, 95.8], "test_acc_pct": [30.0, 50.0, 60.0]})
+    assert xp.sweep_summary(never).endswith("never reaches 100 % (highest 95.8 % at m = 128)")
+    reach = never.assign(train_acc_pct=[40.0, 100.0, 100.0])
+    assert "first reaches 100 % at m = 32" in xp.sweep_summary(reach)
+    assert xp.sweep_summary(reach).startswith("Spearman(m, test accuracy) = 1.00")
+
+
+def test_top16_grid_marks_relevance_with_text_and_real_data_rows():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cbir import published
+
+    y_db = np.array([0, 1, 0, 1, 0])
+    imgs = np.zeros((5, 4, 4, 3), np.uint8)
+    fig = xp.top16_grid(imgs[0], 0, imgs, y_db, {"space a": [0, 1, 2], "space b": [3, 4, 1]}, top=3)
+    titles = [a.get_title() for a in fig.axes]
+    assert titles[1:4] == ["✓", "✗", "✓"] and titles[5:8] == ["✗", "✓", "✗"] and "2/3" in titles[0]
+    pub = published.load(xp.NOTEBOOK)
+    t = xp.real_data_rows(pub)
+    if pub.available:
+        assert len(t) == len(pub.rows) and (t.kind.iloc[:(pub.rows.kind == "direction").sum()] == "direction").all()
+
+
+def test_wrong_answers_of_01_fail(capsys):
+    from cbir import exercises
+
+    assert not exercises.check("01.1", {"features": 1000, "random_numbers": 76000})  # block 2 forgotten
+    sol = exercises.registry()[1]["01.2"]
+    assert not exercises.check("01.2", lambda img, w, b: sol(img, w[::-1, ::-1], b))  # a flipped kernel (convolution)
+    assert not exercises.check("01.2", lambda img, w, b: sol(img, w, 0.0))  # bias forgotten
+    assert not exercises.check("01.3", lambda s, y, k: float((np.argmax(s, 1) == y).mean()))  # always top-1
+    assert "hint" in capsys.readouterr().out

@@ -764,3 +764,398 @@ def extra_rows(name: str, table, correct: dict, *, dataset: str, n_train: int) -
                                          setting=_ours(dataset, scale, model,
                                                        protocol_text("svm", C=SVM_C[name], top=2))))
     return rows
+
+
+# ============================================================================ notebook sections (thin cells)
+NOTEBOOK = "01_random_sign_networks"
+
+
+def plot_toy_hyperplanes(image: np.ndarray, seed: int = 0):
+    """Sec. 2.1 / Fig. 1 (teaching): four random lines split 2-D points into sign-code regions (left); the sign
+    maps of 4 random 5x5 kernels of :class:`RandomDepthwiseSignNet` on one image and the pooled feature of each
+    (right). ``image`` is uint8 (H, W, 3). Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    pts = np.concatenate([rng.normal(c, 0.35, (40, 2)) for c in ([-1, -1], [1, -0.5], [0, 1.2])])
+    W, bias = rng.normal(size=(4, 2)), rng.normal(size=4)
+    gx, gy = np.meshgrid(np.linspace(-2.5, 2.5, 300), np.linspace(-2.5, 2.5, 300))
+    code = ((np.c_[gx.ravel(), gy.ravel()] @ W.T + bias) >= 0).astype(int) @ (2 ** np.arange(4))
+    net = RandomDepthwiseSignNet(k=5, b=1, m=4, seed=seed)
+    img = image[None]
+    signs, feats = net.sign_maps(img)[0], net.transform(img)[0]
+    fig, axes = plt.subplots(1, 6, figsize=(14, 2.8))
+    axes[0].contourf(gx, gy, code.reshape(gx.shape), levels=16, cmap="tab20", alpha=0.5)
+    axes[0].scatter(*pts.T, s=6, c=np.repeat([0, 1, 2], 40), cmap="viridis")
+    axes[0].set(xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
+    axes[0].set_title("4 random hyperplanes\n(colour = sign code)", fontsize=9)
+    axes[1].imshow(image); axes[1].set_title("input", fontsize=9)
+    for i in range(4):
+        axes[2 + i].imshow(signs[i], cmap="gray", vmin=-1, vmax=1)
+        axes[2 + i].set_title(f"sign map {i}\nfeature = {feats[i]:+.2f}", fontsize=9)
+    for ax in axes[1:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def run_grid(P, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, feat) -> tuple:
+    """Table 1 / Table 2: the linear SVM on RDCNN features for every (k, b) of ``P.grid_k`` x ``P.grid_b`` at
+    ``P.grid_m`` kernels, on a class-balanced subset (``grid_n_*_per_class``). ``feat(x, tag, k, b, m)`` returns
+    cached features. Returns ``(grid, correct, g_tr, g_te)``: one row per (k, b) (accuracies in percent and the
+    ``seconds`` it took), ``(k, b) -> bool (N_test,)`` top-1 correctness (paired intervals) and the subset indices."""
+    import time
+
+    import pandas as pd
+
+    from cbir.data import stratified_subset
+
+    g_tr = stratified_subset(y_tr, P.grid_n_train_per_class, P.seed) if P.grid_n_train_per_class else np.arange(len(y_tr))
+    g_te = stratified_subset(y_te, P.grid_n_test_per_class, P.seed) if P.grid_n_test_per_class else np.arange(len(y_te))
+    grid, correct = [], {}
+    for k in P.grid_k:
+        for b in P.grid_b:
+            t0 = time.perf_counter()
+            f_a = feat(x_tr[g_tr], f"{P.dataset}-train-grid", k, b, P.grid_m)
+            f_b = feat(x_te[g_te], f"{P.dataset}-test-grid", k, b, P.grid_m)
+            r = svm_eval(f_a, y_tr[g_tr], f_b, y_te[g_te], P.svm_C, per_image=True)
+            correct[(k, b)] = r.pop("correct")[1]
+            grid.append({"k": k, "b": b, "m": P.grid_m, **r, "seconds": time.perf_counter() - t0})
+    return pd.DataFrame(grid), correct, g_tr, g_te
+
+
+def plot_heatmap(pivot, title: str):
+    """A (k x b) table of accuracies as an annotated heatmap (Table 1 layout). Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.imshow(pivot.values, cmap="viridis")
+    ax.set(xticks=range(len(pivot.columns)), xticklabels=pivot.columns, yticks=range(len(pivot.index)),
+           yticklabels=pivot.index, xlabel="blocks b", ylabel="kernel size k")
+    ax.set_title(title, fontsize=10)
+    for (i, j), v in np.ndenumerate(pivot.values):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=9)
+    return fig, ax
+
+
+def run_m_sweep(F_tr: np.ndarray, y_tr: np.ndarray, F_te: np.ndarray, y_te: np.ndarray, ms, C: float) -> tuple:
+    """Fig. 3: the linear SVM on the first ``m`` features of the largest network for each ``m`` in ``ms`` (kernels
+    are prefix-stable, see :mod:`cbir.models.rdcnn`). Returns ``(sweep, correct)``: one row per m (accuracies in
+    percent) and ``m -> {k: bool (N_test,)}``."""
+    import pandas as pd
+
+    sweep, correct = [], {}
+    for m in sorted(ms):
+        r = svm_eval(F_tr[:, :m], y_tr, F_te[:, :m], y_te, C, per_image=True)
+        correct[m] = r.pop("correct")
+        sweep.append({"m": m, **r})
+    return pd.DataFrame(sweep), correct
+
+
+def sweep_summary(sweep) -> str:
+    """One sentence on Fig. 3's two claims: the rank correlation of m with test accuracy, and the smallest m at
+    which train accuracy reaches 100 % (or the highest train accuracy reached, when it never does)."""
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(sweep.m, sweep.test_acc_pct).statistic
+    full = sweep[sweep.train_acc_pct >= 99.95]
+    if len(full):
+        train = f"train accuracy first reaches 100 % at m = {int(full.m.min())}"
+    else:
+        best = sweep.loc[sweep.train_acc_pct.idxmax()]
+        train = f"train accuracy never reaches 100 % (highest {best.train_acc_pct:.1f} % at m = {int(best.m)})"
+    return f"Spearman(m, test accuracy) = {rho:.2f}; {train}"
+
+
+def plot_lines(df, x: str, ys: dict, title: str, xlabel: str, ylabel: str, logx: bool = True, group: str | None = None):
+    """Line plot of columns ``ys`` (column -> label) against ``x``, or of ``ys``'s single column per ``group``.
+    Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    if group is None:
+        for (col, label), marker in zip(ys.items(), "os^dv"):
+            ax.plot(df[x], df[col], f"{marker}-", label=label)
+    else:
+        (col,) = ys
+        for name, g in df.groupby(group, sort=False):
+            ax.plot(g[x], g[col], "o-", label=name)
+    ax.set(xscale="log" if logx else "linear", xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def js_summaries(js) -> tuple:
+    """(the first draw — the paper's one-draw protocol —, the mean over all draws) of a JS-ratio table
+    (:func:`cbir.divergence.js_ratio_table` with a ``draw`` column), indexed by ``c0, c1, space``."""
+    cols = ["across", "within0", "within1", "ratio"]
+    first = js[js.draw == 0].set_index(["c0", "c1", "space"])[cols]
+    mean = js.groupby(["c0", "c1", "space"])[cols].mean()
+    return first, mean
+
+
+def plot_js_histograms(spaces: dict, labels: np.ndarray, pair: tuple[int, int], n_per_class, bins: int):
+    """Fig. 4: the value histograms of the first ``n_per_class`` test images of each class of ``pair``, in each
+    space (input pixels, RDCNN features). Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    from cbir.divergence import value_histograms
+
+    c0, c1 = pair
+    i0 = np.flatnonzero(labels == c0)[:n_per_class[0]]
+    i1 = np.flatnonzero(labels == c1)[:n_per_class[1]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, (tag, (name, X)) in zip(axes, zip("ab", spaces.items())):
+        h, edges = value_histograms(np.asarray(X)[np.r_[i0, i1]], bins=bins)
+        mid = (edges[:-1] + edges[1:]) / 2
+        for j, hh in enumerate(h):
+            ax.plot(mid, hh, color="C0" if j < len(i0) else "C3", alpha=0.7,
+                    label=f"class {c0}" if j == 0 else f"class {c1}" if j == len(i0) else None)
+        ax.set(xlabel="value", ylabel="fraction")
+        ax.set_title(f"({tag}) {name}", fontsize=10)
+        ax.legend()
+    return fig, axes
+
+
+def fig5_table(res_rd: dict, nets: dict, k: int, b: int, m: int):
+    """Fig. 5: RDCNN's SVM result beside each random network's (``random_net_eval`` results, ``correct``
+    removed), one row per model with accuracies in percent."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": f"RDCNN (k={k}, b={b}, m={m})", **res_rd},
+                         *({"model": f"{RANDOM_NETS[n][0]}, random weights", **r} for n, r in nets.items())])
+
+
+def plot_bars(labels, values, title: str, xlabel: str):
+    """Horizontal bars, the first one highlighted (Fig. 5 layout). Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.barh(list(labels), list(values), color=["C0"] + ["C7"] * (len(values) - 1))
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    return fig, ax
+
+
+def train_small_cnn(P, x_tr: np.ndarray, y_tr: np.ndarray, n_classes: int):
+    """The trained comparison network of Figs. 6, 8, 9: :class:`SmallCNN` trained with :func:`cbir.train.fit`
+    (SGD momentum 0.9, weight decay 5e-4, cosine schedule, random horizontal flips) for ``P.cnn_epochs`` epochs,
+    checkpointed in the cache. Returns ``(fit, cnn)``."""
+    import cbir.cache
+    import cbir.train
+
+    x_t = cbir.train.images_to_tensor(x_tr)
+    flip = lambda xb, gen: torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen) < 0.5, xb.flip(3), xb)  # noqa: E731
+    key = cbir.cache.key(pixels=x_tr, epochs=P.cnn_epochs, bs=P.cnn_batch_size, lr=P.cnn_lr, seed=P.seed, v=1,
+                         code=cbir.cache.code_version(SmallCNN, cbir.train.fit))
+    torch.manual_seed(P.seed)
+    cnn = SmallCNN(in_channels=3, n_classes=n_classes)
+    fit = cbir.train.fit(
+        cnn, (x_t, torch.as_tensor(y_tr)), epochs=P.cnn_epochs, batch_size=P.cnn_batch_size, seed=P.seed,
+        optimizer=lambda mdl: torch.optim.SGD(mdl.parameters(), lr=P.cnn_lr, momentum=0.9, weight_decay=5e-4),
+        scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, P.cnn_epochs), augment=flip,
+        ckpt_dir=P.cache_dir / f"rdcnn_smallcnn-{key}", desc="small CNN", progress=P.progress)
+    return fit, cnn
+
+
+def topk_table(res_rd: dict, nets: dict, top_cnn: dict, epochs: int):
+    """Fig. 6: top-1/2/3 test accuracy (%) of RDCNN + SVM, each random network + SVM and the trained small CNN."""
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"model": "RDCNN + linear SVM", **{f"top{k}": res_rd[f"top{k}_pct"] for k in (1, 2, 3)}},
+        *({"model": f"{RANDOM_NETS[n][0]} random + linear SVM", **{f"top{k}": r[f"top{k}_pct"] for k in (1, 2, 3)}}
+          for n, r in nets.items()),
+        {"model": f"small CNN trained ({epochs} ep.)", **{f"top{k}": 100 * top_cnn[k] for k in (1, 2, 3)}}])
+
+
+def fit_mlp(F_tr: np.ndarray, y_tr: np.ndarray, P):
+    """Sec. 3.6: a one-hidden-layer MLP (``P.mlp_hidden`` logistic units, scikit-learn, ``P.mlp_max_iter``
+    iterations) on RDCNN features. Returns ``(mlp, hidden)`` with ``hidden(X)`` its hidden-layer activations."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    mlp = MLPClassifier(hidden_layer_sizes=(P.mlp_hidden,), activation="logistic", max_iter=P.mlp_max_iter,
+                        random_state=P.seed, early_stopping=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning when max_iter is reached
+        mlp.fit(F_tr, y_tr)
+    return mlp, lambda X: 1 / (1 + np.exp(-(X @ mlp.coefs_[0] + mlp.intercepts_[0])))
+
+
+def retrieval_precision(reps: dict, y_q: np.ndarray, y_db: np.ndarray, ks) -> tuple:
+    """Fig. 8 analogue: cosine k-NN of the queries in each space of ``reps`` (name -> (database, queries)),
+    relevant = same class. Returns ``(prec, per_query)``: precision@k per space and k, and per space index
+    (``"rdcnn"``, ``"rdcnn_mlp"``, ``"small_cnn"`` in ``reps`` order) each query's precision@k averaged over
+    the k > 10 (for the paired bootstrap of :func:`retrieval_rows`; empty when no k > 10)."""
+    import pandas as pd
+
+    from cbir.index import knn
+    from cbir.metrics import precision_at_k, relevance
+
+    kmax, big = max(ks), [k for k in ks if k > 10]
+    prec, per_query = [], {}
+    for kind, (name, (db, qq)) in zip(["rdcnn", "rdcnn_mlp", "small_cnn"], reps.items()):
+        _, I = knn(db.astype(np.float32), qq.astype(np.float32), kmax, metric="cosine")
+        rel = relevance(I, y_q, y_db)
+        prec += [{"space": name, "k": k, "precision": precision_at_k(rel, k)} for k in ks]
+        if big:
+            per_query[kind] = np.mean([rel[:, :k].sum(1) / k for k in big], axis=0)
+    return pd.DataFrame(prec), per_query
+
+
+def augmentation_cosines(f0: np.ndarray, images: np.ndarray, feat, seed: int = 0):
+    """Fig. 7: cosine similarity in RDCNN space between each image and each of its :func:`augmentations`;
+    ``feat(x, name)`` returns the features of augmented images. Long table ``augmentation, cosine``."""
+    import pandas as pd
+
+    return pd.concat([pd.DataFrame({"augmentation": name, "cosine": cosine_rows(f0, feat(xa, name))})
+                      for name, xa in augmentations(images, seed=seed).items()], ignore_index=True)
+
+
+def plot_cosine_histograms(cos):
+    """Fig. 7 analogue: one histogram of cosine similarity per augmentation. Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for name, g in cos.groupby("augmentation", sort=False):
+        ax.hist(g.cosine, bins=30, alpha=0.55, label=name)
+    ax.set(xlabel="cosine similarity to the original", ylabel="images")
+    ax.set_title("Fig. 7 analogue", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def top16_grid(x_q: np.ndarray, y_q: int, x_db: np.ndarray, y_db: np.ndarray, neighbours: dict, top: int = 16):
+    """Fig. 9 analogue: per space (name -> database indices of the query's nearest neighbours), the query then
+    its ``top`` neighbours, titled ✓ (same class, green frame) or ✗ (other class, red frame). Returns the figure."""
+    from cbir.plots import image_grid
+
+    imgs, titles, colors = [], [], []
+    for name, idx in neighbours.items():
+        idx = np.asarray(idx)[:top]
+        same = int((y_db[idx] == y_q).sum())
+        imgs.append(x_q); titles.append(f"query\n{name[:22]}: {same}/{len(idx)}"); colors.append("tab:blue")
+        for j in idx:
+            hit = y_db[j] == y_q
+            imgs.append(x_db[j]); titles.append("✓" if hit else "✗"); colors.append("tab:green" if hit else "tab:red")
+    return image_grid(imgs, titles, ncols=top + 1, frame_colors=colors, size=0.9,
+                      suptitle="top-16 by cosine similarity per space (✓ green = same class as the query, blue)")
+
+
+def neighbours(reps_db: dict, queries: dict, top: int = 16) -> dict:
+    """Database indices of the ``top`` cosine nearest neighbours of one query per space (name -> (1, d) query)."""
+    from cbir.index import knn
+
+    return {name: knn(db.astype(np.float32), queries[name].astype(np.float32), top, metric="cosine")[1][0]
+            for name, db in reps_db.items()}
+
+
+def real_data_rows(pub):
+    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
+    the direction rows (the paper's claims about effects), then the value rows; claim, reported, ours with its
+    interval, verdict."""
+    import pandas as pd
+
+    if not pub.available or not len(pub.rows):
+        return pd.DataFrame()
+    r = pub.rows.assign(first=lambda d: d.kind != "direction").sort_values("first", kind="stable")
+    out = r.assign(interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(r.lo, r.hi)])
+    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(2).reset_index(drop=True)
+
+
+# ============================================================================ exercises
+def _feature_checker(fn) -> bool:
+    """``fn(image, w, bias)`` (grey float image (H, W) in [0, 1], kernel (k, k), bias) must equal the b = 1
+    RDCNN feature of :class:`RandomDepthwiseSignNet` ('same' zero padding, sign(0) = +1) on random cases."""
+    rng = np.random.default_rng(5)
+    for k, size in ((3, 8), (5, 12), (7, 10)):
+        net = RandomDepthwiseSignNet(k=k, b=1, m=3, seed=int(rng.integers(100)), in_channels=1)
+        img = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        want = net.transform(img[None, :, :, None])[0]
+        for j in range(3):
+            w, b = net.w1[j].numpy().reshape(k, k), float(net.b1[j])
+            if not np.isclose(float(fn(img / 255.0, w, b)), float(want[j]), atol=1e-5):
+                return False
+    return True
+
+
+def _feature_solution(image: np.ndarray, w: np.ndarray, bias: float) -> float:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    k = w.shape[0]
+    x = np.pad(np.asarray(image, np.float64), (k - 1) // 2)
+    z = (sliding_window_view(x, (k, k)) * w).sum((-2, -1)) + bias
+    return float(np.where(z >= 0, 1.0, -1.0).mean())
+
+
+def _count_checker(ans) -> bool:
+    net = RandomDepthwiseSignNet(k=5, b=2, m=1000, seed=0, in_channels=3)
+    want = {"features": net.m, "random_numbers": int(sum(t.numel() for t in (net.w1, net.b1, net.wd, net.bd)))}
+    return isinstance(ans, dict) and set(ans) == set(want) and all(
+        isinstance(ans[key], (int, np.integer)) and int(ans[key]) == v for key, v in want.items())
+
+
+def _topk_checker(fn) -> bool:
+    """``fn(scores, labels, k)`` must equal :func:`cbir.metrics.topk_accuracy` on random decision values."""
+    from cbir.metrics import topk_accuracy
+
+    rng = np.random.default_rng(9)
+    for n, c in ((30, 10), (50, 4)):
+        s, y = rng.standard_normal((n, c)), rng.integers(0, c, n)
+        for k in (1, 2, 3):
+            if not np.isclose(float(fn(s, y, k)), topk_accuracy(s, y, ks=(k,))[k]):
+                return False
+    return True
+
+
+def _topk_solution(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    top = np.argsort(-np.asarray(scores), axis=1, kind="stable")[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(1).mean())
+
+
+def _exercises():
+    from cbir.exercises import Exercise
+
+    return {
+        "01.1": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: an RDCNN with k = 5, b = 2, m = 1000 on RGB images. How many features does it give per image, "
+            "and how many random numbers define it (block-1 weights and biases, depthwise weights and biases of "
+            "block 2)? Give {'features': ..., 'random_numbers': ...}.",
+            _count_checker,
+            "block 1: m kernels of 3*5*5 weights + 1 bias; block 2: m depthwise kernels of 5*5 weights + 1 bias; "
+            "one feature per kernel"),
+        "01.2": Exercise(
+            NOTEBOOK, "medium",
+            "Write rdcnn_feature(image, w, bias): image a grey float (H, W) array in [0, 1], w a (k, k) kernel, "
+            "bias a float; return the one-block RDCNN feature, the mean over all positions of sign(w.p + bias) "
+            "with p the k x k patch (zero padding (k-1)//2, sign(0) = +1, no kernel flip). Pass the function.",
+            _feature_checker,
+            "np.pad(image, (k - 1) // 2), numpy.lib.stride_tricks.sliding_window_view(x, (k, k)), multiply by w "
+            "and sum the last two axes, add bias, then np.where(z >= 0, 1, -1).mean()"),
+        "01.3": Exercise(
+            NOTEBOOK, "medium",
+            "Write topk_accuracy(scores, labels, k): scores (N, C) SVM decision values, labels (N,); the fraction "
+            "of rows whose label is among the k highest scores (Fig. 6), ties by class index. Pass the function.",
+            _topk_checker,
+            "np.argsort(-scores, axis=1, kind='stable')[:, :k] == labels[:, None], any over axis 1, mean"),
+    }
+
+
+EXERCISES = _exercises()
+SOLUTIONS = {"01.1": {"features": 1000, "random_numbers": 102000}, "01.2": _feature_solution, "01.3": _topk_solution}
+
+
+def plot_topk(topk, title: str):
+    """Fig. 6: top-k test accuracy (k = 1, 2, 3) of each model of :func:`topk_table`. Returns ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for _, r in topk.iterrows():
+        ax.plot([1, 2, 3], [r.top1, r.top2, r.top3], "o-", label=r.model)
+    ax.set(xticks=[1, 2, 3], xlabel="k", ylabel="top-k test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig, ax
