@@ -60,6 +60,8 @@ def value_histograms(x: np.ndarray, bins: int = 32, value_range: tuple[float, fl
 def pairwise_js(p: np.ndarray, q: np.ndarray | None = None, base: float = 2.0) -> np.ndarray:
     """Matrix of JS divergences between rows of ``p`` (n, B) and rows of ``q`` (n', B) (default ``p``).
 
+    JS(P || Q) = KL(P || M) / 2 + KL(Q || M) / 2 with M = (P + Q) / 2, in bits for ``base=2`` (Sec. 3.3).
+
     Uses ``scipy.spatial.distance.jensenshannon`` (broadcast over all pairs, no Python loop) and squares
     the distance it returns.
 

@@ -76,7 +76,10 @@ class LinearSVM:
         self.C, self.solver, self.bias, self.eps = float(C), int(solver), float(bias), eps
 
     def fit(self, x, y) -> "LinearSVM":
-        """Train on features ``x`` (n, d) dense or sparse and integer labels ``y`` (n,)."""
+        """Train on features ``x`` (n, d) dense or sparse and integer labels ``y`` (n,).
+
+        With ``solver=2`` this is LIBLINEAR's L2-regularised L2-loss SVM in the primal, one-vs-rest:
+        min_w 1/2 ||w||^2 + C sum_i max(0, 1 - y_i w.[x_i; B])^2 (Xue & Roshan Sec. 2.3: ``-s 2 -B 1 -c C``)."""
         from liblinear import liblinearutil
 
         x = _as_csr(x)

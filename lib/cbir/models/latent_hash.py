@@ -198,7 +198,10 @@ class LatentHashNet(nn.Module):
             layer.bias.zero_()
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Return (features F, latent sigmoid H or None, logits) for a batch."""
+        """Return (features F, latent sigmoid H or None, logits) for a batch.
+
+        H = sigmoid(W_H F + b_H) is the latent layer of Li & Li Sec. 1.1 (DLBHC), whose 0.5 threshold is Eq. (1)
+        (:func:`cbir.hashing.binarize`); the logits are W_C H + b_C (or W_C F + b_C without H)."""
         f = self.feature(self.trunk(x))
         if self.latent is None:
             return f, None, self.classifier(f)

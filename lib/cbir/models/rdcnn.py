@@ -203,6 +203,10 @@ class RandomDepthwiseSignNet(nn.Module):
     def forward(self, x: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
         """Features of float images ``x`` (B, C, H, W) scaled to [0, 1] for kernels ``lo:hi``.
 
+        For b = 1, feature j is f_j = mean over patch positions p of sign(w_j . p + c_j) (Sec. 2.1-2.2: a random
+        hyperplane on patches, sign, 2x2 average pool, global average); blocks 2..b apply pool(sign(v_j * z_j +
+        d_j)) depthwise before the global average.
+
         Block 1 is one matrix product of the unfolded patches (B, L, C*k*k) with the kernel chunk
         (C*k*k, mc), tiled over images so that at most ``_MAX_TILE_ELEMENTS`` responses live at once. Its
         output is already channels-last, which makes the grouped (depthwise) convolutions of blocks 2..b fast.
