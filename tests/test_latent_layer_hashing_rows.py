@@ -191,7 +191,7 @@ def test_real_data_rows_reads_the_published_table():
     from cbir import published
 
     pub = published.load(xp.NOTEBOOK)
-    t = xp.real_data_rows(pub)
+    t = pub.verdict_rows(directions_first=False)
     if not pub.available:
         assert t.empty
         return

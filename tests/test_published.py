@@ -76,3 +76,18 @@ def test_readme_shows_the_published_verdict_counts():
     assert published.readme_verdicts(root=ROOT) in text, (
         "README.md's verdict table is not the published report's: run "
         "`python -c 'from cbir import published; published.write_readme_verdicts()'` and commit")
+
+
+def test_verdict_rows_put_directions_first_and_filter_value_metrics():
+    from cbir import published
+
+    pub = published.load("03_residual_hashing_depth_sweep")
+    if not pub.available:
+        pytest.skip("notebook 03 has no published medium run here")
+    t = pub.verdict_rows(1, metrics=["accuracy_pct", "map_at_1000_pct"])
+    n_dir = int((pub.rows.kind == "direction").sum())
+    assert list(t.columns) == ["claim", "kind", "reported", "ours", "interval", "verdict"]
+    assert (t.kind.iloc[:n_dir] == "direction").all() and (t.kind.iloc[n_dir:] == "value").all()
+    assert len(t) == n_dir + int(pub.rows.metric.isin(["accuracy_pct", "map_at_1000_pct"]).sum())
+    assert t.interval.iloc[0].startswith("[") and pub.verdict_rows(directions_first=False).claim.tolist() == \
+        pub.rows.claim.tolist()

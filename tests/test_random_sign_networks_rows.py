@@ -245,7 +245,7 @@ def test_top16_grid_marks_relevance_with_text_and_real_data_rows():
     titles = [a.get_title() for a in fig.axes]
     assert titles[1:4] == ["✓", "✗", "✓"] and titles[5:8] == ["✗", "✓", "✗"] and "2/3" in titles[0]
     pub = published.load(xp.NOTEBOOK)
-    t = xp.real_data_rows(pub)
+    t = pub.verdict_rows()
     if pub.available:
         assert len(t) == len(pub.rows) and (t.kind.iloc[:(pub.rows.kind == "direction").sum()] == "direction").all()
 

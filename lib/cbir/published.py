@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -76,6 +77,25 @@ class Published:
         from cbir.report import summary
 
         return summary(self.rows) if len(self.rows) else pd.DataFrame()
+
+    def verdict_rows(self, digits: int = 2, metrics: Sequence[str] | None = None,
+                     directions_first: bool = True) -> pd.DataFrame:
+        """The rows as a *Results on real data* section shows them first: ``claim, kind, reported, ours,
+        interval, verdict``, ours' 95 % interval as ``"[lo, hi]"``, numbers rounded to ``digits``.
+
+        ``metrics``: keep the direction rows and only the value rows of these metrics (default: all rows);
+        ``directions_first``: the direction rows (the paper's claims about effects) before the value rows.
+        Empty when nothing is published.
+        """
+        if not len(self.rows):
+            return pd.DataFrame()
+        r = self.rows
+        if metrics is not None:
+            r = r[(r.kind == "direction") | r.metric.isin(list(metrics))]
+        if directions_first:
+            r = r.assign(first=r.kind != "direction").sort_values("first", kind="stable")
+        out = r.assign(interval=[f"[{lo:.{digits}f}, {hi:.{digits}f}]" for lo, hi in zip(r.lo, r.hi)])
+        return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(digits).reset_index(drop=True)
 
     def show(self) -> pd.DataFrame:
         """The rows as a notebook prints them (:func:`cbir.report.show`)."""

@@ -209,10 +209,8 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        if self.kind == "direction" and self.undecided:
-            return "inconclusive"
         return verdict(self.kind, self.ours, self.lo, self.hi, self.reported, self.tolerance,
-                       not self.mismatched)
+                       not self.mismatched, undecided=bool(self.undecided))
 
 
 def _num(x) -> float | None:
@@ -266,10 +264,10 @@ def direction_row(claim: str, source: str, effect: float | None, *, interval: tu
 
 
 def verdict(kind: str, ours: float | None, lo: float | None, hi: float | None, reported: float | None,
-            tolerance: float | None, matched: bool) -> str:
-    """The verdict of one row (module docstring, rules 1-3)."""
+            tolerance: float | None, matched: bool, undecided: bool = False) -> str:
+    """The verdict of one row (module docstring, rules 1-3); ``undecided``: the run cannot test a direction."""
     if kind == "direction":
-        if ours is None or lo is None or hi is None or lo <= 0 <= hi:
+        if undecided or ours is None or lo is None or hi is None or lo <= 0 <= hi:
             return "inconclusive"
         holds = lo > 0
         if matched:

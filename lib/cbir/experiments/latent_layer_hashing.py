@@ -18,7 +18,7 @@ __all__ = ["train_and_embed", "Arm", "run_arm", "accuracy_table", "learning_curv
            "model_text", "arm_model_text", "protocol_text", "paper_rows", "PAPER", "NOTEBOOK", "plot_codes",
            "plot_learning_curves", "plot_precision_vs_k", "bits_tables", "plot_precision_vs_bits", "plot_two_step",
            "plot_speed", "one_step_quality", "hardest_queries", "retrieved_grid", "explorer_methods",
-           "real_data_rows", "EXERCISES", "SOLUTIONS"]
+           "EXERCISES", "SOLUTIONS"]
 
 PAPER = "02_latent_hash"
 """Stem of the reported CSV (``lib/cbir/reported/02_latent_hash.csv``) and of its settings CSV."""
@@ -844,17 +844,6 @@ def explorer_methods(a: Arm, bits: list[int], pool: int) -> list:
             return 1.0 - res.scores[0], res.rankings[0]
         methods.append(SearchMethod.from_callable(f"two-step, {h} bits (pool {pool})", two_step, "1 - cosine"))
     return methods
-
-
-# ------------------------------------------------------------------------------------------- published
-def real_data_rows(pub) -> pd.DataFrame:
-    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
-    claim, reported, ours with its interval, verdict (speed-up rows included: they are the paper's claim)."""
-    if not pub.available or not len(pub.rows):
-        return pd.DataFrame()
-    r = pub.rows
-    out = r.assign(interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(r.lo, r.hi)])
-    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(2).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------- exercises

@@ -1052,19 +1052,6 @@ def neighbours(reps_db: dict, queries: dict, top: int = 16) -> dict:
             for name, db in reps_db.items()}
 
 
-def real_data_rows(pub):
-    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
-    the direction rows (the paper's claims about effects), then the value rows; claim, reported, ours with its
-    interval, verdict."""
-    import pandas as pd
-
-    if not pub.available or not len(pub.rows):
-        return pd.DataFrame()
-    r = pub.rows.assign(first=lambda d: d.kind != "direction").sort_values("first", kind="stable")
-    out = r.assign(interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(r.lo, r.hi)])
-    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(2).reset_index(drop=True)
-
-
 # ============================================================================ exercises
 def _feature_checker(fn) -> bool:
     """``fn(image, w, bias)`` (grey float image (H, W) in [0, 1], kernel (k, k), bias) must equal the b = 1

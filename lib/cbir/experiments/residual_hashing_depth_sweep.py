@@ -862,8 +862,7 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData, plain:
         """(note, undecided): a direction with a cell stopped by its epoch cap cannot be decided."""
         capped = [f"DRHN-{c[0]} {c[1]} bits" for c in (hi, lo) if stopped.get(c) == "epochs"]
         if capped:
-            return "", (", ".join(capped) + " stopped by the epoch cap with the validation loss still improving "
-                        "(under-trained): the run cannot test the claim")
+            return "", capped_reason(capped)
         if all(stopped.get(c) == "patience" for c in (hi, lo)):
             return "; both cells stopped by patience (validation loss plateaued)", ""
         return "", ""
@@ -913,6 +912,12 @@ def paper_rows(sweep: SweepResult, P: Mapping[str, Any], data: SweepData, plain:
     return rows
 
 
+def capped_reason(capped: Sequence[str]) -> str:
+    """The ``undecided`` reason of a direction row with cells stopped by the epoch cap (:func:`paper_rows`)."""
+    return (", ".join(capped) + " stopped by the epoch cap with the validation loss still improving "
+            "(under-trained): the run cannot test the claim")
+
+
 def _hash_layer_rows(sweep: SweepResult, plain: PlainResult, data: SweepData, scale: dict, stopped: dict,
                      epochs: Callable) -> list:
     """Direction rows "the hash layer does not hurt accuracy" (Sec. 5.1.2): DRHN-n minus the plain ResNet-n
@@ -930,8 +935,7 @@ def _hash_layer_rows(sweep: SweepResult, plain: PlainResult, data: SweepData, sc
         ca, cb = np.asarray(corr, bool), np.asarray(plain.correct[n], bool)
         capped = ([f"DRHN-{n} {b} bits"] if stopped.get((n, b)) == "epochs" else []) + (
             [f"plain ResNet-{n}"] if plain_stop.get(n) == "epochs" else [])
-        undecided = (", ".join(capped) + " stopped by the epoch cap with the validation loss still improving "
-                     "(under-trained): the run cannot test the claim") if capped else ""
+        undecided = capped_reason(capped) if capped else ""
         rows.append(direction_row(
             f"the hash layer does not hurt accuracy: DRHN-{n} {b} bits vs plain ResNet-{n}", "Section 5.1.2",
             100.0 * float(ca.mean() - cb.mean()), interval=intervals.mcnemar_difference(ca, cb),
@@ -1100,17 +1104,6 @@ def classification_vs_retrieval(ev: Mapping[str, np.ndarray], data: SweepData, k
                      f"p_at_{k}_pct": 100.0 * float(same[m].mean()) if m.any() else np.nan,
                      "topk_of_predicted_class_pct": 100.0 * float(of_pred[m].mean()) if m.any() else np.nan})
     return pd.DataFrame(rows)
-
-
-def real_data_rows(pub) -> pd.DataFrame:
-    """The published paper-vs-ours rows of this notebook (``cbir.published``) as a student reads them first:
-    the direction rows, then the accuracy / mAP value rows (claim, ours, interval, reported, verdict)."""
-    if not pub.available or not len(pub.rows):
-        return pd.DataFrame()
-    r = pub.rows
-    keep = r[(r.kind == "direction") | r.metric.isin(["accuracy_pct", "map_at_1000_pct"])]
-    out = keep.assign(interval=[f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(keep.lo, keep.hi)])
-    return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(1).reset_index(drop=True)
 
 
 def _hamming_rank_checker(fn) -> bool:
