@@ -180,11 +180,15 @@ def test_progress_auto_means_bars_only_in_a_jupyter_session(monkeypatch):
     assert load("smoke", "quickstart", {"progress": False}).progress is False
 
 
-def test_a_key_with_a_section_default_may_be_left_out_of_a_profile():
-    from cbir.params import section_defaults
+def test_a_key_with_a_section_default_may_be_left_out_of_a_profile(tmp_path, monkeypatch):
+    import re
 
-    assert section_defaults("drhn") == {"plain_depths": []}
-    import cbir
+    import cbir.params as cp
 
-    assert cbir.params.load("medium", "drhn")["plain_depths"] == []  # medium.yaml predates the key
-    assert cbir.params.load("smoke", "drhn")["plain_depths"] == [1]
+    assert cp.section_defaults("drhn") == {"plain_depths": []}
+    text = (cp.params_dir() / "medium.yaml").read_text()
+    (tmp_path / "older.yaml").write_text(re.sub(r"(?m)^\s*plain_depths:.*\n", "", text))
+    monkeypatch.setattr(cp, "params_dir", lambda: tmp_path)
+    assert cp.load("older", "drhn")["plain_depths"] == []  # a profile written before the key existed
+    monkeypatch.undo()
+    assert cp.load("smoke", "drhn")["plain_depths"] == [1]
