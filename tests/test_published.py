@@ -91,3 +91,18 @@ def test_verdict_rows_put_directions_first_and_filter_value_metrics():
     assert len(t) == n_dir + int(pub.rows.metric.isin(["accuracy_pct", "map_at_1000_pct"]).sum())
     assert t.interval.iloc[0].startswith("[") and pub.verdict_rows(directions_first=False).claim.tolist() == \
         pub.rows.claim.tolist()
+
+
+def test_verdict_rows_put_directions_first_with_their_intervals():
+    from cbir import published
+
+    for rec_path in PUBLISHED:
+        pub = published.load(rec_path.stem, root=ROOT)
+        v = pub.verdict_rows()
+        if not len(pub.rows):
+            assert v.empty
+            continue
+        assert len(v) == len(pub.rows) and list(v.columns) == ["claim", "kind", "reported", "ours", "interval", "verdict"]
+        kinds = v.kind.tolist()
+        assert kinds == sorted(kinds)  # "direction" < "value"
+        assert v.verdict.value_counts().to_dict() == pub.rows.verdict.value_counts().to_dict()

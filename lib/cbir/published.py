@@ -81,7 +81,7 @@ class Published:
     def verdict_rows(self, digits: int = 2, metrics: Sequence[str] | None = None,
                      directions_first: bool = True) -> pd.DataFrame:
         """The rows as a *Results on real data* section shows them first: ``claim, kind, reported, ours,
-        interval, verdict``, ours' 95 % interval as ``"[lo, hi]"``, numbers rounded to ``digits``.
+        interval, verdict``, ours' 95 % interval as ``"[lo, hi]"`` (empty where there is none), numbers rounded to ``digits``.
 
         ``metrics``: keep the direction rows and only the value rows of these metrics (default: all rows);
         ``directions_first``: the direction rows (the paper's claims about effects) before the value rows.
@@ -94,7 +94,8 @@ class Published:
             r = r[(r.kind == "direction") | r.metric.isin(list(metrics))]
         if directions_first:
             r = r.assign(first=r.kind != "direction").sort_values("first", kind="stable")
-        out = r.assign(interval=[f"[{lo:.{digits}f}, {hi:.{digits}f}]" for lo, hi in zip(r.lo, r.hi)])
+        out = r.assign(interval=[f"[{lo:.{digits}f}, {hi:.{digits}f}]" if lo == lo else ""  # NaN: no interval
+                                 for lo, hi in zip(r.lo, r.hi)])
         return out[["claim", "kind", "reported", "ours", "interval", "verdict"]].round(digits).reset_index(drop=True)
 
     def show(self) -> pd.DataFrame:
