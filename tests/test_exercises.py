@@ -48,3 +48,22 @@ def test_wrong_answers_of_02_fail(capsys):
     assert not exercises.check("02.3", lambda db, q, fdb, fq, pool, k: sol(db, q, fdb, fq, len(db), k))
     assert "hint" in capsys.readouterr().out
     assert set(exercises.listing("02_latent_layer_hashing").difficulty) <= {"easy", "medium", "hard"}
+
+
+def test_wrong_answers_of_04_fail(capsys):
+    assert not exercises.check("04.1", 0.28125)  # the radius, not the bit count
+    assert not exercises.check("04.1", 19)
+    assert not exercises.check("04.2", 0.4)  # the Euclidean radius itself
+    sol = exercises.SOLUTIONS["04.3"]
+
+    def f_of_means(retrieved, tp, n_rel):  # F1 of the mean P and R, not the mean of per-query F1
+        p = np.divide(tp, retrieved, out=np.ones(len(tp)), where=np.asarray(retrieved) > 0).mean()
+        r = np.divide(tp, n_rel, out=np.ones(len(tp)), where=np.asarray(n_rel) > 0).mean()
+        return 2 * p * r / (p + r)
+
+    assert not exercises.check("04.3", f_of_means)
+    assert not exercises.check("04.3", lambda ret, tp, n: sol(ret, tp, np.maximum(n, 1)))  # R = 0 for non-indexed
+    assert not exercises.check("04.4", lambda a, b, n: (np.count_nonzero(a != b) / n, np.flatnonzero(a != b)))  # bytes
+    assert "hint" in capsys.readouterr().out
+    assert set(exercises.listing("04_perceptual_hash_vs_cnn").id) == {"04.1", "04.2", "04.3", "04.4"}
+

@@ -126,3 +126,36 @@ def test_retrieval_explorer_compare_and_hard_queries(retrieval):
     assert ex.last_state["compare"]["method"] == "cosine"
     with pytest.raises(ValueError, match="method='nope'"):
         ex.render(0, "cosine", 3, compare="nope")
+
+
+def test_hash_robustness_marks_the_flipped_bits_and_cnn_in_one_minus_cos():
+    from cbir import transforms
+    from cbir.hashing.perceptual import hamming_matrix, make_hash
+    from cbir.data import load_dataset
+
+    photos = [im[:128, :128] for im in load_dataset("sample_photos", "all", verbose=False).images[:2]]
+    h = make_hash("dct")
+    rng = np.random.default_rng(0)
+    proj = rng.normal(size=(128 * 128 * 3 // 64, 8))
+
+    def cnn(imgs):  # a stand-in feature: any map to float vectors
+        return np.stack([np.asarray(im, float)[::8, ::8].reshape(-1)[: len(proj)] @ proj for im in imgs])
+
+    ex = HashRobustnessExplorer(photos, {"dct": h}, transforms.apply, {"rotate": (0.0, 10.0, 5.0)},
+                                best_radius={"dct": 0.2, "cnn": 0.05}, cnn_features=cnn)
+    s = ex.view(1, "rotate", 6.0)
+    mod = transforms.apply(photos[1], "rotate", 6.0)
+    a, b = h.hash_batch([photos[1]]), h.hash_batch([mod])
+    np.testing.assert_array_equal(s["orig_bits"], np.unpackbits(a[0]))
+    np.testing.assert_array_equal(s["flipped"], np.flatnonzero(np.unpackbits(a[0]) != np.unpackbits(b[0])))
+    assert len(s["flipped"]) == hamming_matrix(a, b)[0, 0] > 0  # Hamming distance = number of flipped bits
+    f, o = cnn([mod])[0], cnn([photos[1]])[0]
+    cnn_row = s["rows"][-1]
+    assert cnn_row["method"] == "cnn"
+    assert cnn_row["distance"] == pytest.approx(1 - f @ o / np.linalg.norm(f) / np.linalg.norm(o), abs=1e-9)
+    assert cnn_row["match"] == (cnn_row["distance"] <= 0.05)
+    fig = ex.render(1, "rotate", 6.0)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [ax.get_title() for ax in fig.axes]
+    assert any(f"Hamming {len(s['flipped'])}" in t for t in texts)
+    assert any("✓" in t or "✗" in t for t in texts)
+    assert len(fig.axes[2].collections[0].get_offsets()) == len(s["flipped"])  # one ✕ per flipped bit

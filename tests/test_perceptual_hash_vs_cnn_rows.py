@@ -194,3 +194,40 @@ def test_fig4_row_is_the_paired_robust_minus_not_robust_margin():
     assert row.claim.startswith("DCT hash: robust") and row.kind == "direction"
     assert (row.ours, row.lo, row.hi) == (1.0, 1.0, 1.0)
     assert row.note.startswith("robust: blur, gray; not robust: crop, rotate")
+
+
+def test_explorer_cnn_picks_the_best_cosine_configuration():
+    final = pd.DataFrame({"config": ["a | euclidean", "b | cosine", "c | cosine"], "metric": ["l2", "cosine", "cosine"],
+                          "radius": [0.3, 0.05, 0.1], "f": [0.9, 0.7, 0.8]})
+    assert xp.explorer_cnn(final) == ("c | cosine", 0.1)  # the Euclidean row is better but in other units
+    with pytest.raises(ValueError, match="cosine"):
+        xp.explorer_cnn(final[final.metric == "l2"])
+
+
+def test_notebook_tables_screening_breaks_and_distances():
+    screen = pd.DataFrame({"stage": [1, 1, 1, 2, 2], "n_base": [4, 4, 4, 8, 8],
+                           "config": ["a", "b", "c", "a", "b"], "f": [0.9, 0.8, 0.5, 0.85, 0.7],
+                           "kept": [True, True, False, True, True]})
+    s = xp.screening_summary(screen)
+    assert s.configs.tolist() == [3, 2] and s.kept.tolist() == [2, 2] and s.best_config.tolist() == ["a", "a"]
+    sweeps = pd.DataFrame({"method": ["dct"] * 3 + ["dct"] * 2, "modification": ["rotate"] * 3 + ["compr"] * 2,
+                           "strength": [1.0, 2.0, 3.0, 90.0, 10.0], "max_f": [0.9, 0.7, 0.5, 0.95, 0.9]})
+    b = xp.break_table(sweeps, 0.8)
+    assert b.break_strength.tolist()[0] == 2.0 and np.isnan(b.break_strength.tolist()[1])
+    assert xp.break_summary(b).loc["dct"].tolist() == ["2", "never"]
+    summary = pd.DataFrame({"method": ["h"] * 3, "pair": ["dissimilar", "similar", "similar"],
+                            "modification": ["-", "blur", "crop"], "mean": [0.5, 0.1, 0.3], "std": 0.0, "n": 1})
+    o = xp.distance_overview(summary)
+    assert list(o.columns) == ["dissimilar", "blur", "crop"] and o.loc["h", "crop"] == 0.3
+
+
+def test_published_tables_of_the_committed_medium_run():
+    from cbir import published
+
+    pub = published.load(xp.NOTEBOOK)
+    if not pub.available:
+        pytest.skip("no published medium run of notebook 04")
+    t = xp.published_tables(pub)
+    assert len(t) == 4 and all(len(v) for v in t.values())
+    fig4 = t["Fig. 4: hash max F per single modification"]
+    assert {"dct", "mh", "rv"} <= set(fig4.index) and list(fig4.columns)[0] == "base"

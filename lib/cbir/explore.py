@@ -221,6 +221,16 @@ class RetrievalExplorer:
 
 
 # --------------------------------------------------------------------------------------------- hashes
+def _bit_grid(ax: Any, bits: np.ndarray, flipped: np.ndarray) -> None:
+    """Draw the original ``bits`` (0/1) as a square grid, row-major, and mark the ``flipped`` indices with ✕."""
+    side = int(np.ceil(np.sqrt(len(bits))))
+    grid = np.full(side * side, np.nan)
+    grid[:len(bits)] = bits
+    ax.imshow(grid.reshape(side, side), cmap="gray_r", vmin=-0.3, vmax=1.3, interpolation="nearest")
+    r, c = np.divmod(np.asarray(flipped, np.int64), side)
+    ax.scatter(c, r, marker="x", s=max(6.0, 2400.0 / side ** 2), c="tab:red", linewidths=1.5)
+
+
 class HashRobustnessExplorer:
     """Pick an image, a modification and its strength; see how far each hash (and a CNN) moves.
 
@@ -232,8 +242,14 @@ class HashRobustnessExplorer:
     apply : callable(image, modification, strength) -> image (``cbir.transforms.apply``)
     modifications : mapping modification -> (min, max, default) strength
     best_radius : mapping hash name -> radius that maximised F in the benchmark (optional)
-    cnn_features : callable(list of images) -> (n, d) features, optional (cosine distance 1 - cos shown, the
-        unit of notebook 04's CNN radii)
+    cnn_features : callable(list of images) -> (n, d) features, optional. The CNN distance shown is always
+        the cosine distance ``1 - cos``, so ``best_radius["cnn"]`` must be a cosine configuration's radius in
+        that unit (``cbir.experiments.perceptual_hash_vs_cnn.explorer_cnn``), not a Euclidean one.
+
+    The state of :meth:`view` has, for the first binary hash, the original and modified bits and the indices
+    of the bits that flipped (``flipped``; their count is the Hamming distance); :meth:`render` draws the
+    original bits as a grid with the flipped ones marked ✕ and the Hamming distance as text, and writes each
+    distance with ✓ found / ✗ missed beside its bar.
     """
 
     def __init__(self, images: Sequence[np.ndarray], hashes: Mapping[str, Any],
@@ -268,13 +284,15 @@ class HashRobustnessExplorer:
             r = self.best_radius.get("cnn")
             rows.append({"method": "cnn", "distance": d, "best_radius": r,
                          "match": None if r is None else bool(d <= r)})
-        first = next(iter(self.hashes))
-        bits = None
-        if getattr(self.hashes[first], "kind", "binary") == "binary":
+        first = next((n for n, h in self.hashes.items() if getattr(h, "kind", "binary") == "binary"), None)
+        bits = orig_bits = flipped = None
+        if first is not None:
             n = self.hashes[first].n_bits
             bits = np.unpackbits(self.hashes[first].hash_batch([mod])[0])[:n]
+            orig_bits = np.unpackbits(self._orig_codes[first][image])[:n]
+            flipped = np.flatnonzero(bits != orig_bits)
         state = {"image": image, "modification": modification, "strength": strength, "modified": mod,
-                 "rows": rows, "bits": bits, "bits_hash": first}
+                 "rows": rows, "bits": bits, "orig_bits": orig_bits, "flipped": flipped, "bits_hash": first}
         self.last_state = state
         return state
 
@@ -286,23 +304,24 @@ class HashRobustnessExplorer:
         axes[0].imshow(self.images[image]); axes[0].set_title("original", fontsize=9)
         axes[1].imshow(s["modified"]); axes[1].set_title(f"{modification} ({strength:g})", fontsize=9)
         if s["bits"] is not None:
-            b = s["bits"]
-            side = int(np.ceil(np.sqrt(len(b))))
-            grid = np.full(side * side, np.nan)
-            grid[:len(b)] = b
-            axes[2].imshow(grid.reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
-            axes[2].set_title(f"{s['bits_hash']} bits", fontsize=9)
+            _bit_grid(axes[2], s["orig_bits"], s["flipped"])
+            n, f = len(s["bits"]), len(s["flipped"])
+            axes[2].set_title(f"{s['bits_hash']}: {f} of {n} bits flipped (✕)\nHamming {f}, d = {f / n:.3f}",
+                              fontsize=9)
         for ax in axes[:3]:
             ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
-        names = [r["method"] for r in s["rows"]]
+        names = [r["method"] + (" (1 - cos)" if r["method"] == "cnn" else "") for r in s["rows"]]
         vals = [r["distance"] for r in s["rows"]]
         axes[3].barh(names, vals, color=["tab:green" if r["match"] else "tab:red" if r["match"] is False
                                          else "tab:gray" for r in s["rows"]])
         for i, r in enumerate(s["rows"]):
             if r["best_radius"] is not None:
                 axes[3].plot([r["best_radius"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
-        axes[3].set_xlim(0, max(0.6, max(vals) * 1.1))
+            mark = {True: "✓ found", False: "✗ missed", None: ""}[r["match"]]
+            axes[3].text(r["distance"], i, f" {r['distance']:.3f} {mark}", va="center", fontsize=9)
+        axes[3].set_xlim(0, max(0.6, max(vals) * 1.45))
         axes[3].set_xlabel("normalised distance to the original (dashed: best-F radius)")
+        axes[3].set_title("found within the best-F radius?", fontsize=9)
         fig.tight_layout()
         return fig
 

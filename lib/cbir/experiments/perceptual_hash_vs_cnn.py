@@ -384,6 +384,9 @@ def range_search(
 def cosine_distance(cos_dist: np.ndarray) -> np.ndarray:
     """The authors' cosine distance ``1 - cos`` (``CnnFeaturesCosineDistance``), clipped to [0, 2], float32.
 
+    d(x, y) = 1 - x.y / (||x|| ||y||) (Sec. 2.5.1's cosine similarity; the paper's text writes arccos / pi,
+    the authors' code and Table 3's radii use 1 - cos, see the module doc).
+
     ``cos_dist`` is ``1 - cos`` as faiss returns it; values <= 1e-6 (float32 round-off of identical
     directions) are snapped to 0 so that an image always finds itself at radius 0.
     """
@@ -474,6 +477,9 @@ def prf_from_counts(
     return_per_query: bool = False,
 ):
     """Mean precision, recall and F1 over queries for each radius (Sec. 5.1; authors' conventions).
+
+    Per query q with result S_q(r) and relevant set G_q: P_q = |S_q & G_q| / |S_q|, R_q = |S_q & G_q| / |G_q|,
+    F_q = 2 P_q R_q / (P_q + R_q) (Sec. 5.1's F with beta = 1); F(r) = mean over queries of F_q (Sec. 5.2 step 6).
 
     Precision = tp / retrieved (``empty_precision`` when nothing is retrieved); recall = tp / n_relevant
     (``nonindexed_recall`` when the query has no relevant image); F1 per query, then averaged.
@@ -1283,3 +1289,451 @@ def network_word(name: str) -> str:
     from cbir.models.layer_features import NETWORK_NAMES
 
     return NETWORK_NAMES.get(name, name)
+
+
+# ----------------------------------------------------------------------------------------- notebook steps
+NOTEBOOK = "04_perceptual_hash_vs_cnn"
+
+
+def prepare_sets(P: Any) -> tuple[Any, RISImageSets, dict[str, Any], int | None, str]:
+    """Sec. 5.2 steps 1-3 on the profile's dataset: load it, tile it (smoke), build the image sets.
+
+    Prints the dataset's protocol line, the stand-in note when tiling, the JPEG re-save quality and the
+    benchmark's protocol line.
+
+    Returns
+    -------
+    ds : the loaded :class:`cbir.data.Dataset`
+    sets : the base / modified / non-indexed images (:func:`build_image_sets`)
+    key : dict identifying the image sets (cache key of hash codes and CNN features)
+    resave_quality : int or None, the quality modified images were re-saved at (:func:`mogrify_resave`)
+    protocol : str, the protocol line every result table of the notebook carries
+    """
+    from cbir import data
+
+    ds = data.load_dataset(P.dataset, split="all", data_dir=P.data_dir)
+    images = list(ds.images)
+    if tuple(P.tile_grid) != (1, 1):  # smoke: enlarge the 23 bundled photos with non-overlapping tiles
+        images, _ = tile_images(images, tuple(P.tile_grid))
+        print(f"stand-in data: {len(ds.images)} photos cut into {P.tile_grid[0]}x{P.tile_grid[1]} non-overlapping "
+              f"tiles -> {len(images)} distinct images (documented stand-in for MIR-Flickr, not a real benchmark set)")
+    # mogrify writes each modified image as JPEG: the inputs' estimated quality, else ImageMagick's 92
+    resave_q = (P.jpeg_resave_quality or estimate_jpeg_quality(ds.files)) if P.jpeg_resave else None
+    print("modified images re-saved as JPEG at quality", resave_q)
+    sets = build_image_sets(images, n_nonindexed=P.n_nonindexed, n_base=P.n_base, modifications=P.modifications,
+                            resave_quality=resave_q)
+    key = {"dataset": P.dataset, "tile_grid": list(P.tile_grid), "M": P.n_nonindexed, "N": sets.n_base,
+           "mods": list(P.modifications), "strengths": sets.strengths, "resave": resave_q}
+    protocol = (f"{P.dataset}: {sets.protocol()}; relevant = the K+1 images of the query's group; fixed-radius "
+                f"search; P=1 for an empty result, R=1 for a non-indexed query; F = mean of per-query F1; "
+                f"profile={P.profile}, seed={P.seed}")
+    print(protocol)
+    return ds, sets, key, resave_q, protocol
+
+
+def hash_grid(name: str, enc_hash: dict[str, Encoded]) -> np.ndarray:
+    """The radius grid of hash ``name``: the paper's own (DCT, MH, RV), else the DCT grid for 64-bit codes and
+    the MH grid for longer ones (the ``imagehash`` baselines, ``dct_opencv``, ``dct_fast``)."""
+    from cbir.hashing.perceptual import PAPER_RADIUS_GRIDS
+
+    if name in PAPER_RADIUS_GRIDS:
+        return PAPER_RADIUS_GRIDS[name]
+    return PAPER_RADIUS_GRIDS["dct" if enc_hash[name].n_bits == 64 else "mh"]
+
+
+def hash_speed(sets: RISImageSets, names: Sequence[str], n_images: int = 16, repeats: int = 3) -> pd.DataFrame:
+    """Hashing speed on the first ``n_images`` base images: median of ``repeats`` timed calls after one warm-up.
+
+    Measured on every run (the codes of :func:`encode_hashes` come from the cache, which times nothing), so
+    the table never holds NaN. Timings vary by machine and load: a ``*_timing`` table, never checked.
+
+    Returns
+    -------
+    DataFrame ``hash, n_bits, bytes_per_code, n_images, seconds, images_per_s``
+    """
+    import time
+
+    from cbir.hashing.perceptual import make_hash
+
+    imgs = sets.base[:n_images]
+    rows = []
+    for name in names:
+        h = make_hash(name)
+        h.hash_batch(imgs[:2])  # warm-up (lazy OpenCV objects, caches)
+        times = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            codes = h.hash_batch(imgs)
+            times.append(time.perf_counter() - t0)
+        sec = float(np.median(times))
+        rows.append({"hash": name, "n_bits": h.n_bits, "bytes_per_code": int(codes.shape[1]), "n_images": len(imgs),
+                     "seconds": sec, "images_per_s": len(imgs) / sec if sec > 0 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def fast_dct_agreement(enc_hash: dict[str, Encoded], sets: RISImageSets) -> pd.DataFrame:
+    """Bits of :class:`cbir.hashing.perceptual.FastDCTHash` against OpenCV's ``PHash``, per image set.
+
+    Empty when ``dct_opencv`` or ``dct_fast`` is not among the hashes. Columns ``set, n_images,
+    bit_error_rate, identical_fraction, max_bits_differing`` (:func:`cbir.hashing.perceptual.bit_agreement`).
+    """
+    from cbir.hashing.perceptual import bit_agreement
+
+    if not {"dct_opencv", "dct_fast"} <= set(enc_hash):
+        return pd.DataFrame()
+
+    def part(enc: Encoded, name: str) -> np.ndarray:
+        return enc.base if name == "base" else enc.nonindexed if name == "nonindexed" else enc.modified[name]
+
+    a, b = enc_hash["dct_opencv"], enc_hash["dct_fast"]
+    return pd.DataFrame([{"set": p, **bit_agreement(part(a, p), part(b, p), 64)}
+                         for p in ["base", *sets.modifications, "nonindexed"]])
+
+
+def fig4_table(per_mod: pd.DataFrame, methods: Sequence[str], modifications: Sequence[str]) -> pd.DataFrame:
+    """Fig. 4 as a table: max F (rows: methods in ``methods`` order; columns: base, then ``modifications``)."""
+    t = per_mod.pivot(index="method", columns="modification", values="max_f")[["base", *modifications]]
+    return t.loc[list(methods)]
+
+
+def plot_fig4(fig4: pd.DataFrame, n_base: int):
+    """Bar chart of Fig. 4 (max F per single modification) for the paper's three hashes; ``(fig, ax)``."""
+    main = [n for n in ("dct", "mh", "rv") if n in fig4.index]
+    ax = fig4.loc[main].T.plot.bar(figsize=(7, 3.2), ylim=(0, 1.05))
+    ax.set_ylabel("max F1")
+    ax.set_title(f"Fig. 4 analogue: max F per single modification (N={n_base})", fontsize=10)
+    ax.figure.tight_layout()
+    return ax.figure, ax
+
+
+def plot_prf_curves(curves: dict[str, pd.DataFrame]):
+    """Precision, recall and F against the radius for DCT, MH and RV (Figs. 5-7 analogues); ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    main = [n for n in ("dct", "mh", "rv") if n in curves]
+    fig, axes = plt.subplots(1, len(main), figsize=(4.2 * len(main), 3.2), squeeze=False)
+    for ax, n in zip(axes[0], main):
+        c = curves[n]
+        for col in ("precision", "recall", "f"):
+            ax.plot(c.radius, c[col], marker=".", label=col)
+        ax.set_title(f"{n.upper()} hash (Fig. {5 + main.index(n)} analogue)", fontsize=10)
+        ax.set_xlabel("normalised radius")
+        ax.set_ylim(0, 1.02)
+        ax.legend()
+    fig.tight_layout()
+    return fig, axes[0]
+
+
+def hash_best_table(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The radius of maximal F of each hash's curve, with its precision, recall and F (Figs. 5-7)."""
+    return pd.DataFrame([{"method": n, **max_f(c)[["radius", "precision", "recall", "f"]].to_dict()}
+                         for n, c in curves.items()])
+
+
+def screening_summary(screen: pd.DataFrame) -> pd.DataFrame:
+    """One line per screening stage (:func:`screening`): base images, configurations run and kept, the best one.
+
+    The full table (one row per configuration and stage) is saved to CSV; this is what the notebook shows.
+    """
+    rows = []
+    for stage, g in screen.groupby("stage", sort=True):
+        best = g.sort_values(["f", "config"], ascending=[False, True], kind="stable").iloc[0]
+        last = stage == screen["stage"].max()
+        rows.append({"stage": int(stage), "n_base": int(g["n_base"].iloc[0]), "configs": len(g),
+                     "kept": len(g) if last else int(g["kept"].sum()), "best_config": best["config"],
+                     "best_f": float(best["f"]), "worst_f": float(g["f"].min())})
+    return pd.DataFrame(rows)
+
+
+def plot_cnn_curve(curve: pd.DataFrame, config: str, metric: str):
+    """Precision, recall and F against the radius of one CNN configuration (Table 3's best); ``(fig, ax)``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    for col in ("precision", "recall", "f"):
+        ax.plot(curve.radius, curve[col], label=col)
+    ax.set_title(config, fontsize=9)
+    ax.set_xlabel("radius (1 - cos)" if metric == "cosine" else "radius (Euclidean)")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    return fig, ax
+
+
+def table4_pivot(table4: pd.DataFrame, configs: Sequence[str], modifications: Sequence[str]) -> pd.DataFrame:
+    """Table 4 as a table: max F of each configuration (rows) against each single modification (columns)."""
+    t = table4.pivot(index="config", columns="modification", values="max_f")[["base", *modifications]]
+    return t.loc[list(configs)]
+
+
+def cnn_encoder(backbone: Any, config: str, enc: Encoded, P: Any) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """``encode(images) -> (n, d)`` features of CNN configuration ``config`` (``"<feature> | <distance>"``).
+
+    The same layer, pooling (or flattening) and normalisation as :func:`encode_cnn` gave ``enc``: features are
+    L2-normalised for cosine and for ``_norm_l2`` Euclidean configurations. Used by the degree sweeps and the
+    explorer, which encode images that were not in the benchmark.
+    """
+    from cbir.models.layer_features import l2_normalize, layer_features
+
+    feat_key = config.split(" | ")[0]
+    layer, pool = feat_key.split("_", 1)[1].replace("_norm_l2", "").rsplit("_", 1)
+    normalise = enc.metric == "cosine" or feat_key.endswith("_norm_l2")
+
+    def encode(imgs: list[np.ndarray]) -> np.ndarray:
+        f = layer_features(backbone, imgs, [layer], [pool] if pool != "flatten" else ["avg"], P.cnn_size,
+                           P.cnn_batch_size, flatten_layers=[layer] if pool == "flatten" else ())[f"{layer}_{pool}"]
+        return l2_normalize(f) if normalise else f
+
+    return encode
+
+
+def run_sweeps(P: Any, sets: RISImageSets, enc_hash: dict[str, Encoded], cnn_encode: Callable, cnn_enc: Encoded,
+               cnn_name: str, resave_quality: int | None):
+    """Degree sweeps (Sec. 5.3.1) of the profile's ``sweep_hashes`` and one CNN configuration.
+
+    Each modification of :func:`sweep_grids` runs :func:`degree_sweep` on the first ``sweep_n_base`` base
+    images, for every hash on its grid (:func:`hash_grid`) and for the CNN on :func:`cnn_radii`.
+
+    Returns
+    -------
+    sweeps : DataFrame of :func:`degree_sweep` rows, all methods and modifications
+    sweep_fq : ``{(hash, modification): {strength: per-query F1}}`` (hashes only; for :func:`paper_rows`)
+    """
+    from cbir.hashing.perceptual import make_hash
+
+    base = sets.base[:P.sweep_n_base]
+    out, sweep_fq = [], {}
+    for mod, strengths in sweep_grids(P).items():
+        for n in P.sweep_hashes:
+            sw, sweep_fq[(n, mod)] = degree_sweep(base, make_hash(n).hash_batch, enc_hash[n].metric, mod, strengths,
+                                                  hash_grid(n, enc_hash), n_bits=enc_hash[n].n_bits, name=n,
+                                                  return_per_query=True, resave_quality=resave_quality)
+            out.append(sw)
+        out.append(degree_sweep(base, cnn_encode, cnn_enc.metric, mod, strengths, cnn_radii(cnn_enc, P),
+                                name=cnn_name, resave_quality=resave_quality))
+    return pd.concat(out, ignore_index=True), sweep_fq
+
+
+_SWEEP_XLABEL = {"rotate": "rotation (degrees, clockwise)", "crop": "crop on the right (%)",
+                 "compr": "JPEG quality (axis reversed)", "blur": "blur sigma (px)",
+                 "resize": "resize factor (axis reversed)"}
+
+
+def plot_sweeps(sweeps: pd.DataFrame, break_f: float):
+    """Max F against the strength of each modification, weakest on the left; dotted line: ``break_f``."""
+    import matplotlib.pyplot as plt
+
+    mods = list(dict.fromkeys(sweeps["modification"]))
+    fig, axes = plt.subplots(1, len(mods), figsize=(3.3 * len(mods), 3.4), squeeze=False)
+    for ax, mod in zip(axes[0], mods):
+        for name, g in sweeps[sweeps.modification == mod].groupby("method", sort=False):
+            ax.plot(g.strength * (100 if mod == "crop" else 1), g.max_f, marker="o",
+                    label=name if len(name) < 30 else name[:30] + "…")
+        ax.axhline(break_f, color="grey", ls=":", lw=1)
+        ax.set_xlabel(_SWEEP_XLABEL.get(mod, mod) + " → stronger")
+        if stronger_when(mod) == "lower":
+            ax.invert_xaxis()  # weakest on the left for every modification
+        ax.set_ylabel("max F1")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+    n = int(sweeps.groupby(["method", "modification"]).size().iloc[0]) if len(sweeps) else 0
+    fig.suptitle(f"Degree sweeps (Sec. 5.3.1), {n} strengths per modification", fontsize=10)
+    fig.tight_layout()
+    return fig, axes[0]
+
+
+def break_table(sweeps: pd.DataFrame, break_f: float) -> pd.DataFrame:
+    """Long table: per method and modification the first strength (weakest first) with max F < ``break_f``."""
+    return pd.DataFrame([{"method": name, "modification": mod, "stronger_when": stronger_when(mod),
+                          "break_strength": break_strength(g, break_f, stronger_when(mod))}
+                         for (name, mod), g in sweeps.groupby(["method", "modification"], sort=False)])
+
+
+def break_summary(breaks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`break_table` as methods x modifications, strengths as text (``"never"`` where F stays above).
+
+    Crop fractions are shown in per cent, JPEG quality and resize factor with a ``≤`` (smaller is stronger).
+    """
+    def text(r) -> str:
+        s = r.break_strength
+        if s != s:
+            return "never"
+        if r.modification == "crop":
+            return f"{100 * s:g} %"
+        return f"≤ {s:g}" if r.stronger_when == "lower" else f"{s:g}"
+
+    t = breaks.assign(text=[text(r) for r in breaks.itertuples()])
+    out = t.pivot(index="method", columns="modification", values="text")
+    return out.loc[list(dict.fromkeys(breaks["method"])), list(dict.fromkeys(breaks["modification"]))]
+
+
+def distance_study(methods: dict[str, Encoded], n_dissimilar: int, seed: int = 0):
+    """The distance benchmark (Sec. 6.3) of several representations.
+
+    Returns
+    -------
+    pairs : ``{name: DataFrame of :func:`distance_pairs`}``
+    summary : long DataFrame ``method, pair, modification, mean, std, n``
+    """
+    pairs, rows = {}, []
+    for name, enc in methods.items():
+        pairs[name] = p = distance_pairs(enc, n_dissimilar=n_dissimilar, seed=seed)
+        for (kind, mod), g in p.groupby(["pair", "modification"]):
+            rows.append({"method": name, "pair": kind, "modification": mod, "mean": g.distance.mean(),
+                         "std": g.distance.std(), "n": len(g)})
+    return pairs, pd.DataFrame(rows)
+
+
+def distance_overview(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`distance_study`'s summary as methods x (dissimilar, each modification): mean distances."""
+    s = summary.assign(column=np.where(summary["pair"] == "dissimilar", "dissimilar", summary["modification"]))
+    out = s.pivot(index="method", columns="column", values="mean").rename_axis(columns=None)
+    return out[["dissimilar", *[c for c in out.columns if c != "dissimilar"]]].loc[list(dict.fromkeys(s["method"]))]
+
+
+def plot_distances(pairs: dict[str, pd.DataFrame]):
+    """Histograms of similar vs dissimilar pair distances, one panel per representation; ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
+    for ax, (name, p) in zip(axes[0], pairs.items()):
+        bins = np.linspace(0, max(p.distance.max(), 1e-6), 41)
+        for kind, g in p.groupby("pair"):
+            ax.hist(g.distance, bins=bins, density=True, alpha=0.55, label=kind)
+        ax.set_title(name if len(name) < 44 else name[:44] + "…", fontsize=9)
+        ax.set_xlabel("distance")
+        ax.legend()
+    fig.tight_layout()
+    return fig, axes[0]
+
+
+#: The explorer's strength ranges per modification: (min, max, default).
+EXPLORER_STRENGTHS: dict[str, tuple[float, float, float]] = {
+    "blur": (0.5, 8.0, 2.0), "gray": (0.0, 1.0, 1.0), "resize": (0.1, 1.0, 0.5), "compr": (5.0, 95.0, 10.0),
+    "rotate": (0.0, 10.0, 5.0), "crop": (0.0, 0.3, 0.1)}
+
+
+def explorer_cnn(final: pd.DataFrame) -> tuple[str, float]:
+    """The CNN configuration and radius the explorer compares: the best *cosine* one of the last stage.
+
+    The explorer measures the CNN distance as ``1 - cos`` (the authors' cosine distance), so its radius must be
+    a cosine configuration's best radius, in the same unit; a Euclidean configuration's radius (even on
+    L2-normalised features, where ``||x - y||^2 = 2 (1 - cos)``) is in other units. Raises ``ValueError``
+    when no cosine configuration reached the last stage.
+    """
+    cos = final[final["metric"] == "cosine"]
+    if not len(cos):
+        raise ValueError("no cosine configuration in the last screening stage; add 'cosine' to distances "
+                         f"(have: {sorted(set(final['metric']))})")
+    best = cos.sort_values(["f", "config"], ascending=[False, True], kind="stable").iloc[0]
+    return str(best["config"]), float(best["radius"])
+
+
+# ------------------------------------------------------------------------------------------- published
+def published_tables(pub: Any) -> dict[str, pd.DataFrame]:
+    """The key published result tables of a ``medium`` run (``cbir.published``), shaped like the notebook's own:
+    hash max F with all modifications, Fig. 4 (hash x single modification), Table 3 (CNN, all modifications)
+    and Table 4 (CNN x single modification). Empty when nothing is published."""
+    if not pub.available:
+        return {}
+    f4 = pub.table("04_fig4_hash_per_modification")
+    mods = [m for m in ("blur", "gray", "resize", "compr", "rotate", "crop") if m in set(f4.modification)]
+    t4 = pub.table("04_table4_cnn_per_modification")
+    t3 = pub.table("04_table3_cnn_all_modifications")
+    return {"hash max F, all modifications (Figs. 5-7)": pub.table("04_hash_max_f_all_modifications").round(3),
+            "Fig. 4: hash max F per single modification": fig4_table(f4, list(dict.fromkeys(f4.method)), mods).round(3),
+            "Table 3: CNN max F, all modifications": t3[["config", "dims", "metric", "radius", "f"]].round(3),
+            "Table 4: CNN max F per single modification": table4_pivot(t4, list(t3.config), mods).round(3)}
+
+
+# ------------------------------------------------------------------------------------------- exercises
+def _mean_f_solution(retrieved, tp, n_relevant) -> float:
+    retrieved, tp = np.asarray(retrieved, float), np.asarray(tp, float)
+    n = np.asarray(n_relevant, float)
+    p = np.divide(tp, retrieved, out=np.ones_like(tp), where=retrieved > 0)
+    r = np.divide(tp, n, out=np.ones_like(tp), where=n > 0)
+    f = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    return float(f.mean())
+
+
+def _mean_f_checker(fn) -> bool:
+    """``fn(retrieved, tp, n_relevant)`` (per-query counts at one radius) must give the mean per-query F1 of
+    :func:`prf_from_counts` with the authors' conventions, on random cases with empty results and
+    non-indexed queries."""
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        q = int(rng.integers(1, 12))
+        n_rel = np.where(rng.random(q) < 0.3, 0, 7)
+        retrieved = rng.integers(0, 10, q) * (rng.random(q) < 0.8)
+        tp = np.minimum(rng.integers(0, 8, q), np.minimum(retrieved, n_rel))
+        want = float(prf_from_counts(retrieved[:, None], tp[:, None], n_rel, [0.1])["f"].iloc[0])
+        if not np.isclose(float(fn(retrieved, tp, n_rel)), want):
+            return False
+    return True
+
+
+def _hamming_checker(fn) -> bool:
+    """``fn(a, b, n_bits)`` on packed uint8 codes must give the normalised Hamming distance of the module
+    (:meth:`cbir.hashing.perceptual.PerceptualHash.pairwise`) and the indices of the flipped bits."""
+    from cbir.hashing.perceptual import hamming_matrix
+
+    rng = np.random.default_rng(9)
+    for n_bits in (8, 64, 576, 64):
+        a, b = rng.integers(0, 256, (2, n_bits // 8), dtype=np.uint8)
+        d, flipped = fn(a, b, n_bits)
+        want = np.flatnonzero(np.unpackbits(a) != np.unpackbits(b))
+        if not (np.isclose(float(d), hamming_matrix(a[None], b[None])[0, 0] / n_bits)
+                and np.array_equal(np.sort(np.asarray(flipped).ravel()), want)):
+            return False
+    return True
+
+
+def _hamming_solution(a, b, n_bits):
+    flipped = np.flatnonzero(np.unpackbits(np.asarray(a, np.uint8)) != np.unpackbits(np.asarray(b, np.uint8)))
+    return len(flipped) / n_bits, flipped
+
+
+def _number_is(value: float, tol: float = 1e-6) -> Callable[[Any], bool]:
+    def check(ans) -> bool:
+        return isinstance(ans, (int, float, np.number)) and not isinstance(ans, bool) and abs(float(ans) - value) <= tol
+    return check
+
+
+def _exercises():
+    from cbir.exercises import Exercise
+
+    return {
+        "04.1": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: the DCT hash has 64 bits and the best DCT radius of section 4 is 9/32 = 0.28125 (normalised). At "
+            "most how many bits may flip between an image and its modified copy for the copy to be found? Give an int.",
+            lambda ans: isinstance(ans, (int, np.integer)) and not isinstance(ans, bool) and int(ans) == 18,
+            "normalised distance = flipped bits / 64 <= 9/32, so flipped bits <= 64 * 9 / 32"),
+        "04.2": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: a Euclidean radius of 0.4 on L2-normalised features finds the same images as which radius in "
+            "the cosine distance 1 - cos? (Sec. 2.5.1: ||x - y||^2 = 2 (1 - cos).) Give a number.",
+            _number_is(0.08),
+            "1 - cos = ||x - y||^2 / 2 for unit vectors: 0.4^2 / 2"),
+        "04.3": Exercise(
+            NOTEBOOK, "medium",
+            "Write mean_f(retrieved, tp, n_relevant): per query (1-D int arrays) the number retrieved within the "
+            "radius, the relevant ones among them, and the number of relevant images; return the mean over queries "
+            "of F1 = 2PR / (P + R) with the authors' conventions: P = 1 for an empty result, R = 1 for a query with "
+            "no relevant image (non-indexed), F1 = 0 when P + R = 0. Pass the function itself.",
+            _mean_f_checker,
+            "P = np.divide(tp, retrieved, out=np.ones(...), where=retrieved > 0); same for R with n_relevant; F1 per "
+            "query, then the mean (not F1 of the mean P and R)"),
+        "04.4": Exercise(
+            NOTEBOOK, "medium",
+            "Write hamming(a, b, n_bits): a and b are packed uint8 codes (np.packbits of the bits, big-endian); "
+            "return (normalised Hamming distance, indices of the flipped bits) — what the explorer's bit grid "
+            "marks. Pass the function itself.",
+            _hamming_checker,
+            "np.unpackbits(a) != np.unpackbits(b) marks the flipped bits; np.flatnonzero gives their indices; "
+            "divide their count by n_bits"),
+    }
+
+
+EXERCISES = _exercises()
+SOLUTIONS = {"04.1": 18, "04.2": 0.08, "04.3": _mean_f_solution, "04.4": _hamming_solution}

@@ -94,7 +94,7 @@ def hamming_matrix(codes_q: np.ndarray, codes_b: np.ndarray, chunk: int = 1024) 
 
 
 def peak_crosscorr_matrix(codes_q: np.ndarray, codes_b: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Peak circular Pearson cross-correlation of radial-variance digests, float32 (Q, B).
+    """Peak circular Pearson cross-correlation of radial-variance digests, float32 (Q, B) (Sec. 3.3, RV hash).
 
     r(x, y) = max_d sum_i x~_i y~_{(i - d) mod n} with x~, y~ centred and unit-norm; this is pHash's
     ``ph_crosscorr`` (Zauner 2010) and OpenCV's ``RadialVarianceHash::compare``, computed for all
@@ -155,7 +155,12 @@ class PerceptualHash(ABC):
         return float(self.pairwise(np.atleast_2d(a), np.atleast_2d(b))[0, 0])
 
     def pairwise(self, codes_q: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-        """All-pairs normalised distances, float32 (Q, B), in [0, 1]."""
+        """All-pairs normalised distances, float32 (Q, B), in [0, 1].
+
+        Binary codes: the Hamming distance of Sec. 2.5.2 divided by the code length,
+        d(a, b) = (1 / l) sum_i a_i XOR b_i (popcount of the XOR, :func:`hamming_matrix`); digests:
+        1 - peak cross-correlation (:func:`peak_crosscorr_matrix`), clipped to [0, 1].
+        """
         if self.kind == "binary":
             return (hamming_matrix(codes_q, codes_b) / np.float32(self.n_bits)).astype(np.float32)
         return np.clip(1.0 - peak_crosscorr_matrix(codes_q, codes_b), 0.0, 1.0).astype(np.float32)
