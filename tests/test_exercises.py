@@ -67,3 +67,15 @@ def test_wrong_answers_of_04_fail(capsys):
     assert "hint" in capsys.readouterr().out
     assert set(exercises.listing("04_perceptual_hash_vs_cnn").id) == {"04.1", "04.2", "04.3", "04.4"}
 
+
+def test_wrong_answers_of_05_fail(capsys):
+    assert exercises.SOLUTIONS["05.1"] == pytest.approx([1.0, 0.5])  # x - 0.5 (x - mu), mu = (0, 1)
+    assert not exercises.check("05.1", [0.0, 1.0])  # mu itself (eta = 0.5, not 0.25)
+    assert not exercises.check("05.1", "1, 0.5")
+    assert not exercises.check("05.2", 10)
+    sol = exercises.SOLUTIONS["05.3"]
+    assert not exercises.check("05.3", lambda x, q, rel, a: sol(x, q, ~np.asarray(rel), a))  # signs swapped
+    assert not exercises.check("05.3", lambda x, q, rel, a: sol(x, q, rel, a / 2))  # alpha, not 2 alpha
+    assert not exercises.check("05.4", lambda xq, xb, I, k: xb[I[:, :k]].mean(1))  # the query left out
+    assert "hint" in capsys.readouterr().out
+    assert set(exercises.listing("05_retargeting_retraining_qe").id) == {"05.1", "05.2", "05.3", "05.4"}

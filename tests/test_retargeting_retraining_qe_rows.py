@@ -221,3 +221,27 @@ def test_fig12_and_distractor_rows_from_their_tables():
     assert dr.ours == pytest.approx(-0.01) and dr.reported is None and dr.verdict == "fails here"
     assert "150 of 2000 distractors gathered" in dr.note
     assert report.table(list(rows.values()), "05")["claim"].is_unique
+
+
+def test_notebook_helpers_gain_table_and_crop_example():
+    from types import SimpleNamespace
+
+    schemes = pd.DataFrame({"dataset": ["a", "a", "b", "b"], "pipeline": ["none", "fu", "none", "rri"],
+                            "layer": ["pooled", "fc7", "pooled", "fc7"], "rf_users": "-",
+                            "map_all": [0.2, 0.25, 0.4, 0.5]})
+    assert xp.gain_table(schemes).gain_map.round(6).tolist() == [0.0, 0.05, 0.0, 0.1]
+    P = SimpleNamespace(crop_dataset="sample_photos", data_dir=None, datasets=["digits"])
+    img = xp.crop_example(P, {})
+    assert img.ndim == 3 and min(img.shape[:2]) > 64  # a photograph, not an 8x8 digit
+    assert len(xp.plot_nine_crops(img).axes) == 10
+
+
+def test_published_tables_of_the_committed_medium_run():
+    from cbir import published
+
+    pub = published.load(xp.NOTEBOOK)
+    if not pub.available:
+        pytest.skip("no published medium run of notebook 05")
+    t = xp.published_tables(pub)
+    assert "Tables 1-8 analogue: every scheme" in t and all(len(v) for v in t.values())
+    assert set(t["Fig. 20 analogue: precision@3 per feedback round"]["round"]) >= {0, 1}

@@ -1309,3 +1309,151 @@ def timing_rows(passes: pd.DataFrame) -> list:
                                      interval_kind=f"min-max over {int(r['repeats'])} repeats",
                                      setting=ours_set, note=str(r["step"])))
     return rows
+
+
+# ============================================================================================ notebook steps
+NOTEBOOK = "05_retargeting_retraining_qe"
+
+
+def crop_example(P, splits: dict[str, SplitFeatures]) -> np.ndarray:
+    """One photograph to show the nine crops of SVQE on: the first image of ``crop_dataset`` (photos, where the
+    paper applies spatial verification), else the first database image of the first dataset."""
+    name = P.crop_dataset
+    if name and name in splits:
+        return np.asarray(splits[name].db_images[0])
+    if name:
+        from cbir.data import load_dataset
+
+        return np.asarray(load_dataset(name, "all", data_dir=P.data_dir, verbose=False).images[0])
+    return np.asarray(splits[P.datasets[0]].db_images[0])
+
+
+def plot_nine_crops(image: np.ndarray):
+    """The image and its nine overlapping half-size crops (:func:`cbir.expansion.nine_crops`, Sec. 3.3)."""
+    from cbir.expansion import nine_crops
+    from cbir.plots import image_grid
+
+    h, w = image.shape[:2]
+    return image_grid([image] + list(nine_crops([image])), ncols=10, size=1.4,
+                      titles=[f"full {w}x{h}"] + [f"crop {i + 1}" for i in range(9)])
+
+
+def gain_table(schemes: pd.DataFrame) -> pd.DataFrame:
+    """mAP gain of every scheme over its dataset's first row (the baseline), Eq. 18's mAP."""
+    g = schemes.assign(gain_map=schemes.groupby("dataset")["map_all"].transform(lambda s: s - s.iloc[0]))
+    return g[["dataset", "pipeline", "layer", "rf_users", "gain_map"]]
+
+
+def published_tables(pub) -> dict[str, pd.DataFrame]:
+    """The key published result tables of a ``medium`` run: Table 7 analogue (every scheme, both datasets),
+    query expansion (Table 11), cropped-region queries (Table 12) and the feedback rounds (Fig. 20)."""
+    if not pub.available:
+        return {}
+    k = [c for c in pub.table("05_schemes").columns if c.startswith("map_at_") and not c.endswith("min_rk")][0]
+    out = {"Tables 1-8 analogue: every scheme": pub.table("05_schemes")[["dataset", "scheme", "map_all", k, "p_at_10"]],
+           "Table 11 analogue: query expansion": pub.table("05_query_expansion")[["dataset", "variant", "space",
+                                                                                   "map_all", k, "n_queries"]]}
+    if "05_cropped_queries" in pub.tables():
+        out["Table 12 analogue: cropped-region queries"] = pub.table("05_cropped_queries")[
+            ["dataset", "variant", "map_all", k, "n_queries", "n_db"]]
+    rounds = pub.table("05_feedback_rounds").groupby(["dataset", "round"], as_index=False)["precision_at_k"].mean()
+    out["Fig. 20 analogue: precision@3 per feedback round"] = rounds
+    return {name: t.round(4) for name, t in out.items()}
+
+
+# ============================================================================================ exercises
+def _fu_answer() -> np.ndarray:
+    x = np.array([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]], np.float32)
+    return fu_targets(x, n_neighbors=2, eta=0.25)[0]
+
+
+def _close_vector(expected: np.ndarray, tol: float = 1e-4):
+    def check(ans) -> bool:
+        try:
+            a = np.asarray(ans, float)
+        except (TypeError, ValueError):
+            return False
+        return a.shape == expected.shape and bool(np.allclose(a, expected, atol=tol))
+    return check
+
+
+def _rf_checker(fn) -> bool:
+    """``fn(x, q, relevant, alpha)``: judged images (M, D), their users' queries (M, D), verdicts (M,) -> the
+    Eq. 13-14 targets of :func:`cbir.retarget.rf_targets`, on random cases."""
+    from cbir.retarget import Feedback
+
+    rng = np.random.default_rng(5)
+    for m, d, alpha in ((4, 3, 0.5), (9, 5, 0.25), (1, 2, 0.1)):
+        xb, xq = rng.normal(size=(12, d)).astype(np.float32), rng.normal(size=(3, d)).astype(np.float32)
+        fb = Feedback(query=rng.integers(0, 3, m), item=rng.integers(0, 12, m), relevant=rng.random(m) < 0.5)
+        want = rf_targets(xq, xb, fb, alpha=alpha)
+        got = np.asarray(fn(xb[fb.item], xq[fb.query], fb.relevant, alpha), float)
+        if got.shape != want.shape or not np.allclose(got, want, atol=1e-5):
+            return False
+    return True
+
+
+def _rf_solution(x, q, relevant, alpha):
+    x, q = np.asarray(x, float), np.asarray(q, float)
+    sign = np.where(np.asarray(relevant, bool), -1.0, 1.0)[:, None]
+    return x + sign * 2 * alpha * (x - q)
+
+
+def _qe_checker(fn) -> bool:
+    """``fn(xq, xb, I, k)`` must give :func:`cbir.expansion.average_qe` (Eq. 15) on random cases."""
+    from cbir.expansion import average_qe
+
+    rng = np.random.default_rng(6)
+    for q, n, d, k in ((3, 20, 4, 5), (1, 15, 8, 10), (5, 30, 2, 1)):
+        xq, xb = rng.normal(size=(q, d)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
+        I = np.argsort(rng.random((q, n)), axis=1)[:, :max(k, 10)]
+        got = np.asarray(fn(xq, xb, I, k), float)
+        if got.shape != (q, d) or not np.allclose(got, average_qe(xq, xb, I, k), atol=1e-5):
+            return False
+    return True
+
+
+def _qe_solution(xq, xb, I, k):
+    xq, xb = np.asarray(xq, float), np.asarray(xb, float)
+    return (xq + xb[np.asarray(I)[:, :k]].sum(1)) / (k + 1)
+
+
+def _int_is(value: int):
+    return lambda ans: isinstance(ans, (int, np.integer)) and not isinstance(ans, bool) and int(ans) == value
+
+
+def _exercises():
+    from cbir.exercises import Exercise
+
+    return {
+        "05.1": Exercise(
+            NOTEBOOK, "easy",
+            "By hand (Eq. 3): three representations x_1 = (2, 0), x_2 = (0, 0), x_3 = (0, 2); n = 2 nearest "
+            "neighbours, eta = 0.25. Give the FU target t_1 of x_1 as [t, t].",
+            _close_vector(_fu_answer()),
+            "the 2 nearest neighbours of x_1 are x_2 and x_3, mu_1 = (0, 1); t_1 = x_1 - 2 eta (x_1 - mu_1)"),
+        "05.2": Exercise(
+            NOTEBOOK, "easy",
+            "By hand: the smoke Table 12 analogue searches 23 photos of 23 classes (one photo per class). At most "
+            "how many of the top 10 results of a cropped query can be relevant? (This is why average QE over the "
+            "top 10 hurts there.) Give an int.",
+            _int_is(1),
+            "relevant = same class, and each class has one photo in the search set"),
+        "05.3": Exercise(
+            NOTEBOOK, "medium",
+            "Write rf_targets(x, q, relevant, alpha): x (M, D) the judged database images, q (M, D) the query of "
+            "the user who judged each, relevant (M,) bool; return the Eq. 13-14 targets (relevant images pulled "
+            "toward the query, irrelevant ones pushed away). Pass the function itself.",
+            _rf_checker,
+            "relevant: t = x - 2 alpha (x - q); irrelevant: t = x + 2 alpha (x - q); np.where(relevant, -1, 1)[:, None]"),
+        "05.4": Exercise(
+            NOTEBOOK, "medium",
+            "Write average_qe(xq, xb, I, k): queries (Q, D), database (N, D), rankings I (Q, >= k) best first; "
+            "return the Eq. 15 expanded queries (Q, D). Pass the function itself.",
+            _qe_checker,
+            "(xq + xb[I[:, :k]].sum(1)) / (k + 1): the query counts as one of the k + 1 averaged vectors"),
+    }
+
+
+EXERCISES = _exercises()
+SOLUTIONS = {"05.1": _fu_answer().tolist(), "05.2": 1, "05.3": _rf_solution, "05.4": _qe_solution}
