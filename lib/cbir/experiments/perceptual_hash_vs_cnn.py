@@ -336,6 +336,8 @@ def range_search(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fixed-radius search with a normalised radius: ``(lims, D, I)``, D normalised (see module doc).
 
+    The result of query q is S_q(r) = {j : d(q, j) <= r} (Sec. 2.6's range search; Sec. 5.2 step 4).
+
     Parameters
     ----------
     xb, xq : database and query codes/features
@@ -559,7 +561,11 @@ def best_index(curve: pd.DataFrame) -> int:
 
 
 def max_f(curve: pd.DataFrame) -> pd.Series:
-    """The row of maximal F (smallest radius among ties): ``radius, precision, recall, f, ...``."""
+    """The row of maximal F (smallest radius among ties): ``radius, precision, recall, f, ...``.
+
+    F_max = max over the radius grid of the mean per-query F (Secs. 5.3.1 and 6.1.2: "we compute the
+    F-measure for various radius and take the maximum").
+    """
     return curve.iloc[best_index(curve)]
 
 
