@@ -6,11 +6,13 @@ tables, figures and its paper-vs-ours rows. Modules here use the methods (``cbir
 (``cbir.params``, ``cbir.data``, ``cbir.cache``, ``cbir.index``, ``cbir.metrics``, ``cbir.report``, ...);
 nothing below imports from here.
 
-| notebook | module |
-|---|---|
-| 01_random_sign_networks | :mod:`cbir.experiments.random_sign_networks` |
-| 02_latent_layer_hashing | :mod:`cbir.experiments.latent_layer_hashing` |
-| 03_residual_hashing_depth_sweep | :mod:`cbir.experiments.residual_hashing_depth_sweep` |
-| 04_perceptual_hash_vs_cnn | :mod:`cbir.experiments.perceptual_hash_vs_cnn` |
-| 05_retargeting_retraining_qe | :mod:`cbir.experiments.retargeting_retraining_qe` |
+===================================  =======================================================
+notebook                             module
+===================================  =======================================================
+``01_random_sign_networks``          :mod:`cbir.experiments.random_sign_networks`
+``02_latent_layer_hashing``          :mod:`cbir.experiments.latent_layer_hashing`
+``03_residual_hashing_depth_sweep``  :mod:`cbir.experiments.residual_hashing_depth_sweep`
+``04_perceptual_hash_vs_cnn``        :mod:`cbir.experiments.perceptual_hash_vs_cnn`
+``05_retargeting_retraining_qe``     :mod:`cbir.experiments.retargeting_retraining_qe`
+===================================  =======================================================
 """

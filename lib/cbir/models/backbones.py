@@ -46,6 +46,7 @@ class WeightsEntry:
         return Path(self.url).name
 
 
+#: The weights registry: network name -> :class:`WeightsEntry` (torchvision weights, the notebooks using them).
 WEIGHTS: dict[str, WeightsEntry] = {
     "alexnet": WeightsEntry("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "05 (CaffeNet/AlexNet FC6/FC7)",
                             "torchvision's AlexNet is the one-GPU variant of CaffeNet (no LRN; 64/192/384/256/256)"),

@@ -230,8 +230,8 @@ def _vgg_keras(pools: Sequence[int]) -> dict[str, str]:
 #: ============  =====================================  ===========================================  =========
 #: ResNet50      ``activation_{4+3b}``, b = 0..15: the  ``trunk.layer{s}.{i}``: bottleneck ``i`` of  (C, H, W)
 #:               ReLU after the add of bottleneck b     stage ``s`` (its output ReLU; torchvision's
-#:                                                      one ``relu`` module runs three times, so the
-#:                                                      block, not ``.relu``, is hooked)
+#:                                                      one ``relu`` module runs three times, so
+#:                                                      the block, not ``.relu``, is hooked)
 #: ResNet50      ``activation_40``                      ``trunk.layer3.5`` (= ``trunk.layer3``)      1024x14x14
 #: ResNet50      ``activation_43``                      ``trunk.layer4.0``                           2048x7x7
 #: ResNet50      ``activation_46``                      ``trunk.layer4.1``                           2048x7x7
