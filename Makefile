@@ -3,7 +3,8 @@
 #                                                         run the notebooks with papermill -> outputs/<profile>/
 #                                                         (JOBS notebooks at a time, each max(1, cores/JOBS) threads)
 #   make test                                             unit tests + nbval over notebooks/ (what CI runs)
-# Also: make lab (JupyterLab, kernel registered), make lab-check (headless-Chromium check of it), make bench (benchmarks), make notebooks (refresh stored outputs).
+# Also: make lab (JupyterLab, kernel registered), make lab-check (headless-Chromium check of it), make bench (benchmarks), make notebooks (refresh stored outputs),
+#       make book (the course site: notebooks, real-data results, report, glossary, API -> outputs/site/index.html).
 PROFILE ?= smoke
 NB ?=
 JOBS ?= 1
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cbir-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup reproduce test lab lab-check bench notebooks clean clean-cache phash-fixture
+.PHONY: setup reproduce test lab lab-check bench notebooks book clean clean-cache phash-fixture
 
 setup: $(STAMP)
 
@@ -42,6 +43,8 @@ lab: $(STAMP)
 
 # Optional real-browser check (issue 9): JupyterLab on 127.0.0.1 with a token, notebook 05 run in headless
 # Chromium, its explorer moved once; screenshot + timings in outputs/lab_check/. Skips without Chromium.
+# It also builds the course site (make book) and opens its index and notebook 00's page: equations typeset by
+# the site's own MathJax, figures loaded with captions, nothing from another host (site_*.png, site_check.json).
 BROWSER_STAMP := $(VENV)/.cbir-browser-installed
 $(BROWSER_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,browser]"
@@ -49,6 +52,12 @@ $(BROWSER_STAMP): $(STAMP)
 
 lab-check: $(BROWSER_STAMP)
 	$(PY) -m pytest tests/test_lab_browser.py -m browser -q -p no:cacheprovider -rs -s
+
+# Static course site (issue 20): Sphinx + MyST-NB over the committed notebooks (never executed), their published
+# outputs/medium/ results, the report, the glossary and the API of lib/cbir; -W -n, internal links checked.
+# Sources are assembled in outputs/site-src/ (incremental: a second run rebuilds only what changed).
+book: $(STAMP)
+	$(PY) -m cbir.book $(BOOK_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
@@ -62,7 +71,7 @@ phash-fixture: $(STAMP)
 
 # keeps the published outputs/medium/ (committed); delete it by hand to start over
 clean:
-	rm -rf outputs/smoke outputs/paper outputs/cache
+	rm -rf outputs/smoke outputs/paper outputs/cache outputs/site outputs/site-src
 
 # only the artifact cache (features, codes, trained models); never the published outputs/medium/
 clean-cache:
