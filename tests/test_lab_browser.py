@@ -207,3 +207,105 @@ def test_lab_runs_notebook_and_explorer_responds(lab_server, tmp_path):
         driver.quit()
         (OUT / "lab_check.json").write_text(json.dumps(summary, indent=1))
     print("lab check:", summary)
+
+
+# ---------------------------------------------------------------------------------------------- course site
+SITE_PAGE = "notebooks/00_quickstart.html"  # equations (P@k, AP@k) and stored figures
+
+
+@pytest.fixture
+def site_server(browser):
+    """The course site (``make book``, built here into outputs/site/) served on 127.0.0.1:<free port>."""
+    import functools
+    import http.server
+    import threading
+
+    from cbir import book
+
+    site = book.build()
+    missing: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def log_request(self, code="-", size="-"):  # remember what the site lacks (the browser asks for a
+            if str(code).startswith(("4", "5")) and not self.path.startswith("/favicon.ico"):  # favicon)
+                missing.append(f"{code} {self.path}")
+
+    handler = functools.partial(Handler, directory=str(site.out))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield {"base": f"http://127.0.0.1:{httpd.server_address[1]}", "site": site, "missing": missing}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_site_renders_equations_and_figures(site_server, tmp_path):
+    """The site's index and one notebook page in headless Chromium: MathJax (served by the site) typeset the
+    equations, the figures' images loaded and have captions, nothing came from another host; screenshots in
+    ``outputs/lab_check/``."""
+    from selenium.webdriver.common.by import By
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = site_server["base"]
+    driver = _driver(tmp_path)
+    summary: dict = {"site": str(site_server["site"].out), "pages": site_server["site"].pages,
+                     "build_s": round(site_server["site"].seconds, 1)}
+    try:
+        driver.get(f"{base}/index.html")
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a.reference.internal'), a => a.getAttribute('href'))")
+        assert any(h.startswith("notebooks/00_quickstart.html") for h in links), links[:20]
+        assert any(h.startswith("report.html") for h in links), links[:20]
+        driver.save_screenshot(str(OUT / "site_index.png"))
+
+        t0 = time.monotonic()
+        driver.get(f"{base}/{SITE_PAGE}")
+
+        def typeset():  # MathJax 2 (the site's copy): each Sphinx math element typeset, none in error
+            return driver.execute_script(
+                "const hub = window.MathJax && MathJax.Hub;"
+                "if (!hub || hub.queue.pending || hub.queue.running) return null;"
+                "const els = Array.from(document.querySelectorAll('.math.notranslate'));"
+                "return [els.length,"
+                " els.filter(e => e.querySelector('script[type^=\\'math/tex\\']')"
+                "   && e.querySelector('.MathJax, .MathJax_Display, .MathJax_CHTML, .MathJax_SVG')).length,"
+                " document.querySelectorAll('.MathJax_Error, merror').length]")
+
+        n_math, n_rendered, n_err = _wait(lambda: (lambda v: v if v and v[1] == v[0] else None)(typeset()),
+                                          60, "MathJax to typeset every equation of the page")
+        summary.update(math_spans=n_math, math_rendered=n_rendered, math_errors=n_err,
+                       typeset_s=round(time.monotonic() - t0, 1))
+        assert n_math > 0 and n_err == 0, summary
+        for k, fig in enumerate(driver.find_elements(By.CSS_SELECTOR, "figure")):  # images may load lazily:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", fig)  # bring each in view
+            _wait(lambda: driver.execute_script(
+                "const i = arguments[0].querySelector('img'); return !i || (i.complete && i.naturalWidth > 0);",
+                fig), 20, f"figure {k + 1}'s image to load")
+        figs = driver.execute_script(
+            "return Array.from(document.querySelectorAll('figure'), f => {const i = f.querySelector('img');"
+            " const c = f.querySelector('figcaption');"
+            " return [i ? i.complete && i.naturalWidth : 0, c ? c.textContent.trim() : ''];})")
+        summary["figures"] = len(figs)
+        assert figs and all(w > 0 for w, _ in figs), f"figures not loaded: {figs}"
+        assert all(cap for _, cap in figs), f"figure without caption: {figs}"
+        hosts = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
+        outside = sorted({h for h in hosts if h != base.split("//")[1]})
+        assert not outside, f"resources loaded from other hosts: {outside}"
+        assert not site_server["missing"], f"the site lacks files the pages load: {site_server['missing']}"
+        eq = driver.find_elements(By.CSS_SELECTOR, ".MathJax_Display")
+        target = eq[0] if eq else driver.find_element(By.CSS_SELECTOR, "figure")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
+        time.sleep(0.3)
+        driver.save_screenshot(str(OUT / "site_notebook_00.png"))
+    except Exception:
+        driver.save_screenshot(str(OUT / "site_check_failure.png"))
+        raise
+    finally:
+        driver.quit()
+        (OUT / "site_check.json").write_text(json.dumps(summary, indent=1))
+    print("site check:", summary)
