@@ -7,7 +7,9 @@ or view time.
 """
 from __future__ import annotations
 
+import json as _json
 import logging as _logging
+import re as _re
 import os as _os
 from pathlib import Path as _Path
 
@@ -80,13 +82,14 @@ html_last_updated_fmt = None
 
 class _DocstringWarnings(_logging.Filter):
     """Docstring formatting warnings (docutils on a ``docstring of cbir.x``) do not fail the build: they are
-    written to ``<outdir>/docstring_warnings.txt`` instead of counted; every other warning (a notebook page, a
+    listed in ``<outdir>/docstring_warnings.txt`` instead of counted; every other warning (a notebook page, a
     generated page, a broken reference, an autodoc import error) stays a warning and fails the build under
     ``-W``. ``CBIR_BOOK_STRICT_DOCSTRINGS=1`` keeps docstring warnings fatal too."""
 
-    def __init__(self, log_path: _Path):
+    def __init__(self, app):
         super().__init__()
-        self.log_path = log_path
+        self.app = app
+        self.found: dict[str, list[str]] = {}  # API page -> warnings, of the pages read in this build
 
     def filter(self, record: _logging.LogRecord) -> bool:
         location = getattr(record, "location", None)
@@ -97,10 +100,12 @@ class _DocstringWarnings(_logging.Filter):
                 location = get_node_location(location)
             except Exception:  # a (docname, line) pair
                 location = str(location)
-        if (record.levelno >= _logging.WARNING and getattr(record, "type", None) == "docutils"
-                and ":docstring of cbir." in str(location or "")):
-            with self.log_path.open("a") as f:
-                f.write(f"{location}: {record.getMessage()}\n")
+        m = _re.search(r":docstring of (cbir[\w.]*)", str(location or ""))
+        if record.levelno >= _logging.WARNING and getattr(record, "type", None) == "docutils" and m:
+            parts = m.group(1).split(".")  # the API page: the longest module prefix that has one
+            page = next((f"api/{'.'.join(parts[:i])}" for i in range(len(parts), 0, -1)
+                         if (_Path(self.app.srcdir) / "api" / f"{'.'.join(parts[:i])}.rst").is_file()), "api/index")
+            self.found.setdefault(page, []).append(f"{location}: {record.getMessage()}")
             return False
         return True
 
@@ -108,12 +113,28 @@ class _DocstringWarnings(_logging.Filter):
 def _install_filter(app) -> None:
     from sphinx.util.logging import WarningStreamHandler
 
-    log_path = _Path(app.outdir) / "docstring_warnings.txt"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
+    app._cbir_docstrings = _DocstringWarnings(app)
+    app._cbir_reread = set()
     for h in _logging.getLogger("sphinx").handlers:
         if isinstance(h, WarningStreamHandler):
-            h.filters.insert(0, _DocstringWarnings(log_path))
+            h.filters.insert(0, app._cbir_docstrings)
+
+
+def _reread(app, env, docnames) -> None:
+    app._cbir_reread = set(docnames)
+
+
+def _write_docstring_warnings(app, exception) -> None:
+    """Merge this build's docstring warnings with those of pages an incremental build did not re-read."""
+    if exception is not None or not hasattr(app, "_cbir_docstrings"):
+        return
+    store = _Path(app.doctreedir) / "docstring_warnings.json"
+    known = _json.loads(store.read_text()) if store.is_file() else {}
+    known = {k: v for k, v in known.items() if k not in app._cbir_reread}
+    known.update(app._cbir_docstrings.found)
+    store.write_text(_json.dumps(known, indent=0, sort_keys=True))
+    lines = [w for k in sorted(known) for w in known[k]]
+    (_Path(app.outdir) / "docstring_warnings.txt").write_text("".join(f"{w}\n" for w in lines))
 
 
 def _output_folder(app) -> None:
@@ -138,4 +159,6 @@ def setup(app):
     app.connect("doctree-resolved", _plain_problematic)
     if not _os.environ.get("CBIR_BOOK_STRICT_DOCSTRINGS"):
         app.connect("builder-inited", _install_filter)
+        app.connect("env-before-read-docs", _reread)
+        app.connect("build-finished", _write_docstring_warnings)
     return {"parallel_read_safe": True}
