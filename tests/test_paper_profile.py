@@ -1,0 +1,105 @@
+"""The ``paper`` profile is known to run: every notebook under ``params/paper_limit.yaml`` (paper.yaml with a
+size cap), against small fixture datasets written in the real on-disk layouts (torchvision CIFAR-10/100,
+MNIST, STL-10 files, a class-per-folder photo tree), so that each paper code path runs end to end on CPU.
+
+The fixtures (tests/fixtures/paper_layouts.py) live in a temporary suite root and are never shipped or
+reported; the capped run marks every report row "CAPPED TEST RUN" (not comparable), every dataset line
+"TEST FIXTURE", and a named network whose ImageNet weights are absent runs with random weights, printed as
+such — while the real ``paper`` profile stops at that cell with one WeightsNotFoundError naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
+WITH_NAMED_NETWORK = {"04_perceptual_hash_vs_cnn": "resnet50", "05_retargeting_retraining_qe": "alexnet"}
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def capped_root(tmp_path_factory):
+    """A throw-away suite root: params/, the notebooks, fixture data (no real data, no weights cache)."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    import paper_layouts
+
+    root = tmp_path_factory.mktemp("paper_limit")
+    shutil.copytree(ROOT / "params", root / "params")
+    (root / "notebooks").mkdir()
+    for stem in NOTEBOOKS:
+        shutil.copy(ROOT / "notebooks" / f"{stem}.ipynb", root / "notebooks")
+    (root / "pyproject.toml").write_text("")
+    # torchvision layouts under the data folder; notebook 04's paper dataset is folder:data/mirflickr25k,
+    # read from the notebooks' working directory
+    paper_layouts.write_all(root / "data", root / "notebooks" / "data")
+    yield root
+    if TIMES:
+        print("\ncapped paper run, seconds per notebook: " + ", ".join(f"{k[:2]} {v:.0f}" for k, v in TIMES.items()))
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CBIR_WEIGHTS_DIR", "CBIR_DATA_DIR")}
+    env.update(CBIR_ROOT=str(root), CBIR_DATA_DIR=str(root / "data"), CBIR_FIXTURE_DATA="1",
+               TORCH_HOME=str(root / "torch_home"))  # no hub-cached weights: the fallback path is the one run
+    return env
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_every_notebook_runs_under_the_capped_paper_profile(capped_root, stem):
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", "paper_limit", "--nb", stem[:2], "--quiet"],
+                          cwd=capped_root, env=_env(capped_root), capture_output=True, text=True, timeout=1200)
+    TIMES[stem] = time.perf_counter() - t0
+    out = capped_root / "outputs" / "paper_limit"
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    record = json.loads((out / "records" / f"{stem}.json").read_text())
+    assert record["status"] == "ok" and record["profile"] == "paper_limit"
+    text = (out / f"{stem}.ipynb").read_text()
+    assert "TEST FIXTURE" in text or stem == "04_perceptual_hash_vs_cnn"  # 04 reads the photo folder fixture
+    if stem in WITH_NAMED_NETWORK:
+        assert "RANDOM weights" in text and WITH_NAMED_NETWORK[stem] in text
+    rows = out / "report_rows" / f"{stem}.csv"
+    if stem != "00_quickstart":
+        df = pd.read_csv(rows)
+        assert len(df) > 0
+        assert (df.verdict == "not comparable").all()
+        assert df.note.str.startswith("CAPPED TEST RUN").all()
+
+
+def test_the_capped_profile_is_paper_with_caps():
+    from cbir.params import load, read_profile
+
+    paper, capped = read_profile("paper"), read_profile("paper_limit")
+    assert set(capped) == set(paper) and "extends" not in capped
+    for section in ("rdcnn", "latent_hash", "drhn", "phash", "retarget"):
+        kept = {k: v for k, v in paper[section].items() if capped[section][k] == v}
+        assert len(kept) >= len(paper[section]) // 2, section  # caps, not a different recipe
+    for key in ("dataset", "backbone", "random_nets", "database", "augment", "pipelines", "cnn_dataset"):
+        for section in paper:
+            if isinstance(paper[section], dict) and key in paper[section]:
+                assert capped[section][key] == paper[section][key], (section, key)
+    assert load("paper_limit", "drhn").limit and load("paper", "drhn").limit is None
+    assert load("paper", "phash").missing_weights == "stop"
+
+
+def test_the_real_paper_profile_stops_where_weights_are_absent(tmp_path, monkeypatch):
+    from cbir.experiments import perceptual_hash_vs_cnn as xp
+    from cbir.models.backbones import WEIGHTS, WeightsNotFoundError
+    from cbir.params import load
+
+    monkeypatch.setenv("CBIR_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("CBIR_DATA_DIR", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match=WEIGHTS["resnet50"].filename):
+        xp.cnn_backbone(load("paper", "phash"))
+    bb = xp.cnn_backbone(load("paper_limit", "phash"))
+    assert "RANDOM weights" in bb.source and bb.name == "resnet50"
