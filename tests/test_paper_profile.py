@@ -83,7 +83,7 @@ def test_the_capped_profile_is_paper_with_caps():
     for section in ("rdcnn", "latent_hash", "drhn", "phash", "retarget"):
         kept = {k: v for k, v in paper[section].items() if capped[section][k] == v}
         assert len(kept) >= len(paper[section]) // 2, section  # caps, not a different recipe
-    for key in ("dataset", "backbone", "random_nets", "database", "augment", "pipelines", "cnn_dataset"):
+    for key in ("dataset", "backbone", "random_nets", "database", "augment", "cnn_dataset", "hashes"):
         for section in paper:
             if isinstance(paper[section], dict) and key in paper[section]:
                 assert capped[section][key] == paper[section][key], (section, key)

@@ -202,6 +202,11 @@ def test_explorer_cnn_picks_the_best_cosine_configuration():
     assert xp.explorer_cnn(final) == ("c | cosine", 0.1)  # the Euclidean row is better but in other units
     with pytest.raises(ValueError, match="cosine"):
         xp.explorer_cnn(final[final.metric == "l2"])
+    # every cosine configuration screened out before the last stage: the latest stage that had one
+    screen = pd.concat([final.assign(stage=1), final.iloc[:1].assign(stage=2)], ignore_index=True)
+    assert xp.explorer_cnn(screen[screen.stage == 2], screen) == ("c | cosine", 0.1)
+    with pytest.raises(ValueError, match="cosine"):
+        xp.explorer_cnn(screen[screen.stage == 2], screen[screen.metric == "l2"])
 
 
 def test_notebook_tables_screening_breaks_and_distances():

@@ -23,7 +23,7 @@ import numpy as np
 
 import yaml
 
-PROFILES = ("smoke", "medium", "paper")
+PROFILES = ("smoke", "medium", "paper", "paper_limit")  # paper_limit: the capped test of paper
 
 
 class ParamsError(ValueError):
@@ -180,6 +180,11 @@ SHARED_SCHEMA: dict[str, Spec] = {
     "scheduler": Scheduler(),         # null = local; 'tcp://host:8786' = a running Dask scheduler; slurm/pbs
     "cluster": Optional(Dict()),      # dask-jobqueue settings for scheduler slurm/pbs (cores, memory, jobs, ...)
     "device": Choice("auto", "cpu", "cuda"),  # torch/faiss device: auto = cuda when available, else cpu
+    # a capped test run (params/paper_limit.yaml): why; every report row then says so and is not comparable
+    "limit": Optional(Str()),
+    # a named network without its weights file: stop with WeightsNotFoundError (stop) or build it with
+    # seeded random weights, marked as such in every output (random: the capped test only)
+    "missing_weights": Choice("stop", "random"),
 }
 SHARED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -192,6 +197,8 @@ SHARED_DEFAULTS: dict[str, Any] = {
     "scheduler": None,
     "cluster": None,
     "device": "auto",
+    "limit": None,
+    "missing_weights": "stop",
 }
 
 
@@ -319,8 +326,28 @@ def _validate(values: Mapping[str, Any], schema: Mapping[str, Spec], where: str)
     return out
 
 
-def read_profile(profile: str) -> dict[str, Any]:
-    """Read ``params/<profile>.yaml`` as a dict (no validation)."""
+def read_profile(profile: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read ``params/<profile>.yaml`` as a dict (no validation).
+
+    A profile may start from another one: ``extends: paper`` takes every section of ``paper.yaml`` and
+    replaces the keys this file sets (section by section), as ``params/paper_limit.yaml`` does.
+    """
+    data = _read_yaml(profile)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or base in (profile, *_seen):
+        raise ParamsError(f"params/{profile}.yaml: extends={base!r} must name another profile (no cycles)")
+    merged = read_profile(base, (*_seen, profile))
+    for section, values in data.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
+def _read_yaml(profile: str) -> dict[str, Any]:
     path = params_dir() / f"{profile}.yaml"
     if not path.exists():
         avail = sorted(p.stem for p in params_dir().glob("*.yaml"))

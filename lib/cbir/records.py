@@ -51,6 +51,9 @@ def params_digest(profile: str, notebook: str, root: Path | None = None) -> str:
     if section is None:
         raise KeyError(f"notebook {notebook!r} has no params section; known: {sorted(SECTIONS)}")
     raw = yaml.safe_load((root / "params" / f"{profile}.yaml").read_text()) or {}
+    if raw.get("extends"):  # a profile built on another (params/paper_limit.yaml): its merged sections
+        base = yaml.safe_load((root / "params" / f"{raw['extends']}.yaml").read_text()) or {}
+        raw = {s: {**(base.get(s) or {}), **(raw.get(s) or {})} for s in {*base, *raw} - {"extends"}}
     keep = {k: v for k, v in (raw.get(section) or {}).items() if k not in NON_RESULT_KEYS}
     keep["shared.seed"] = (raw.get("shared") or {}).get("seed", 0)
     text = json.dumps(keep, sort_keys=True, default=str)

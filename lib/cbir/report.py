@@ -307,8 +307,16 @@ def table(rows: Iterable[Row], notebook: str) -> pd.DataFrame:
 
 
 def paper_vs_ours(rows: Iterable[Row], *, notebook: str, P: Any) -> pd.DataFrame:
-    """Build, save (``outputs/<profile>/report_rows/<notebook>.csv``) and return a notebook's rows."""
+    """Build, save (``outputs/<profile>/report_rows/<notebook>.csv``) and return a notebook's rows.
+
+    Under a capped test run (``shared.limit`` set, ``params/paper_limit.yaml``) every row is *not comparable*
+    and its note starts with ``CAPPED TEST RUN (<why>)``.
+    """
     df = table(rows, notebook)
+    limit = P.get("limit") if hasattr(P, "get") else None
+    if limit:  # a capped test run (shared.limit): fixture data / random weights, never a result
+        df["verdict"] = "not comparable"
+        df["note"] = [f"CAPPED TEST RUN ({limit})" + (f"; {n}" if n else "") for n in df.note.fillna("")]
     out = Path(P.out_dir) / "report_rows"
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / f"{notebook}.csv", index=False, float_format="%.6g")

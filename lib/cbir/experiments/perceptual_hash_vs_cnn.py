@@ -839,12 +839,14 @@ def cnn_backbone(P: Any, weights: str = "imagenet") -> Any:
     differs from the paper's). A named network (``paper``: ``resnet50``) never falls back: without its
     ImageNet weights file this raises one :class:`cbir.models.backbones.WeightsNotFoundError` naming the file
     and where to place it. ``weights="random"`` builds it with seeded random weights, marked so in
-    ``source`` (tests of the path; never a result).
+    ``source`` (tests of the path; never a result); so does ``shared.missing_weights: random`` when the file
+    is absent (the capped test, ``params/paper_limit.yaml``).
     """
     from cbir.models.backbones import pretrained_backbone
 
     return pretrained_backbone(P.backbone, weights_path=P.weights_path, allow_download=P.allow_download,
-                               fallback=P.backbone == "auto", weights=weights, seed=P.seed)
+                               fallback=P.backbone == "auto", weights=weights, seed=P.seed,
+                               missing=P.get("missing_weights", "stop"))
 
 
 def encode_cnn(
@@ -1619,17 +1621,22 @@ EXPLORER_STRENGTHS: dict[str, tuple[float, float, float]] = {
     "rotate": (0.0, 10.0, 5.0), "crop": (0.0, 0.3, 0.1)}
 
 
-def explorer_cnn(final: pd.DataFrame) -> tuple[str, float]:
+def explorer_cnn(final: pd.DataFrame, screen: pd.DataFrame | None = None) -> tuple[str, float]:
     """The CNN configuration and radius the explorer compares: the best *cosine* one of the last stage.
 
     The explorer measures the CNN distance as ``1 - cos`` (the authors' cosine distance), so its radius must be
     a cosine configuration's best radius, in the same unit; a Euclidean configuration's radius (even on
-    L2-normalised features, where ``||x - y||^2 = 2 (1 - cos)``) is in other units. Raises ``ValueError``
-    when no cosine configuration reached the last stage.
+    L2-normalised features, where ``||x - y||^2 = 2 (1 - cos)``) is in other units. When every cosine
+    configuration was screened out before the last stage, the best cosine one of the latest stage of
+    ``screen`` (the whole screening table) that still had one is used. Raises ``ValueError`` when there is no
+    cosine configuration at all.
     """
     cos = final[final["metric"] == "cosine"]
+    if not len(cos) and screen is not None and (screen["metric"] == "cosine").any():
+        cos = screen[screen["metric"] == "cosine"]
+        cos = cos[cos["stage"] == cos["stage"].max()]
     if not len(cos):
-        raise ValueError("no cosine configuration in the last screening stage; add 'cosine' to distances "
+        raise ValueError("no cosine configuration in the screening; add 'cosine' to distances "
                          f"(have: {sorted(set(final['metric']))})")
     best = cos.sort_values(["f", "config"], ascending=[False, True], kind="stable").iloc[0]
     return str(best["config"]), float(best["radius"])

@@ -503,7 +503,7 @@ def cropped_query_table(P, backbone, splits: dict[str, SplitFeatures] | None = N
         size, project = P.crop_image_size, (lambda x: x)
         x_db = backbone.cached_features(ds.images, size, P.cache_dir, {"dataset": name, "split": "all"},
                                         progress=P.progress)
-        model = model_text(backbone.name, "ImageNet" if "ImageNet" in backbone.source else backbone.source,
+        model = model_text(backbone.name, weights_name(backbone.source),
                            f"pooled {int(backbone.feature_dim)}-d", "nothing (backbone features)")
         queries_from = "a random region of each image of the set; the full images are the database"
     crops, owner, _ = ex.region_queries(full_imgs, P.crop_queries_per_image, frac=tuple(P.crop_frac[:2]),
@@ -784,7 +784,11 @@ def stability_table(sf: SplitFeatures, P, device: torch.device | str = "cpu") ->
 
 
 def summarize_stability(stab: pd.DataFrame, k: int = 50) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1) over repeats per method (Table 10 layout)."""
+    """Mean and standard deviation (ddof=1) over repeats per method (Table 10 layout).
+
+    The baseline is the ``pooled`` row (on the paper's path the pretrained FC7; its FC6 row is left out)."""
+    if "layer" in stab:
+        stab = stab[(stab["pipeline"] != "none") | (stab["layer"] == "pooled")]
     g = stab.assign(method=stab["pipeline"].replace({"none": "baseline"}).str.upper()
                     .replace({"BASELINE": "baseline"}))
     out = g.groupby(["dataset", "method"], sort=False).agg(
@@ -913,10 +917,18 @@ def model_text(arch: str, weights: str, features: str, retrained: str) -> str:
     return f"{arch} ({weights} weights), features {features}; retrained: {retrained}"
 
 
+def weights_name(source: str) -> str:
+    """The weights part of the model axis from ``Backbone.source``: ``RANDOM`` for seeded random
+    weights (the capped test's stand-in, never a result), ``ImageNet``, else the source as printed."""
+    if source.startswith("RANDOM"):
+        return "RANDOM"  # "alexnet-pool5 (RANDOM weights)"
+    return "ImageNet" if "ImageNet" in source else source
+
+
 def run_model(name: str, source: str, feature_dim: int, pca_dim: int | None, head: str = HEAD) -> str:
     """:func:`model_text` of a run: the backbone that actually ran (``Backbone.name`` / ``.source``), its
     pooled feature size, the PCA projection and what is retrained (:data:`HEAD` or :data:`FC_HEAD`)."""
-    weights = "ImageNet" if "ImageNet" in source else source
+    weights = weights_name(source)
     kind = "pool5" if name.endswith("-pool5") else "pooled"
     feats = f"{kind} {int(feature_dim)}-d" + (f" -> PCA {int(pca_dim)}" if pca_dim else "")
     return model_text(name, weights, feats, head)
@@ -985,6 +997,12 @@ def _bootstrap_std(values: np.ndarray, seed: int, n_resamples: int = 1000) -> tu
     idx = np.random.default_rng(seed).integers(0, len(x), size=(n_resamples, len(x)))
     lo, hi = np.quantile(x[idx].std(axis=1, ddof=1), [0.025, 0.975])
     return float(lo), float(hi)
+
+
+def _baseline(dataset: str) -> dict:
+    """The per-query selection of a dataset's baseline: the row of layer ``pooled`` (the backbone's pooled
+    features, or the pretrained network's own FC7 on the paper's path, where FC6 is a second ``none`` row)."""
+    return {"dataset": dataset, "pipeline": "none", "layer": "pooled"}
 
 
 def _paired(pq: pd.DataFrame, a: dict, b: dict, col: str) -> np.ndarray:
@@ -1079,7 +1097,8 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
     base = t.loc[("none", "pooled")]
     for metric, col, apcol, gmetric, mtext in metrics:
         ref_b = rep("Table 7", "cifar10", "CaffeNet => FC7", metric)
-        ap_b = schemes_q[(schemes_q.dataset == ds) & (schemes_q.pipeline == "none")][apcol].to_numpy()
+        ap_b = schemes_q[(schemes_q.dataset == ds) & (schemes_q.pipeline == "none")
+                        & (schemes_q.layer == "pooled")][apcol].to_numpy()
         rows.append(report.value_row(f"baseline features, {metric} ({ds})", ref_b, base[col], interval=boot(ap_b),
                                      interval_kind=f"bootstrap over {len(ap_b)} queries",
                                      setting=_ours(base, (), mtext, P)))
@@ -1097,7 +1116,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
             gain = reported.Reported(PAPER, "Table 7", "cifar10", f"{label} minus CaffeNet => FC7", gmetric,
                                      ref.value - ref_b.value, ref.setting)
             d = _paired(schemes_q, {"dataset": ds, "pipeline": key[0], "layer": "fc7"},
-                        {"dataset": ds, "pipeline": "none"}, apcol)
+                        _baseline(ds), apcol)
             rows.append(report.value_row(f"{name} (FC7) gain over baseline, {metric} ({ds})", gain,
                                          r[col] - base[col], interval=boot(d),
                                          interval_kind=f"paired bootstrap over {len(d)} queries", setting=ours_set))
@@ -1132,8 +1151,8 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
         sel = {"dataset": dsd, "pipeline": "rf", "layer": "fc7"}
         td = schemes[schemes["dataset"] == dsd].set_index(["pipeline", "layer"])
         if ("rf", "fc7") in td.index:
-            d = (_paired(schemes_q, sel, {"dataset": dsd, "pipeline": "none"}, f"ap_at_{k}")
-                 - _paired(schemes_q, sel, {"dataset": dsd, "pipeline": "none"}, "ap_all"))
+            d = (_paired(schemes_q, sel, _baseline(dsd), f"ap_at_{k}")
+                 - _paired(schemes_q, sel, _baseline(dsd), "ap_all"))
             rows.append(report.direction_row(
                 f"RF (FC7) helps most at mAP@50: its mAP@50 gain exceeds its mAP gain ({dsd})", "Tables 5-8, Sec. 5.4",
                 float(d.mean()), interval=boot(d), interval_kind=f"paired bootstrap over {len(d)} queries",
@@ -1155,7 +1174,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
             rows.append(report.value_row(f"RF (FC7), {held_users} users, {metric} ({dsd})", ref_rf[metric], r[col],
                                          interval=boot(ap), interval_kind=f"bootstrap over {len(ap)} queries",
                                          setting=_ours(r, ("rf",), mtext, P)))
-        d = _paired(schemes_q_all, hsel, {"dataset": dsd, "pipeline": "none"}, "ap_all")
+        d = _paired(schemes_q_all, hsel, _baseline(dsd), "ap_all")
         rows.append(report.direction_row(
             f"RF (FC7) improves the baseline mAP, {held_users} users ({dsd})", "Sec. 5.4, Tables 1-8", float(d.mean()),
             interval=boot(d), interval_kind=f"paired bootstrap over {len(d)} queries",

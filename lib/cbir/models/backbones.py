@@ -265,7 +265,7 @@ def _torchvision_backbone(name: str, weights_file: Path | None, allow_download: 
 
 def pretrained_backbone(name: str = "auto", weights_path: str | Path | None = None,
                         allow_download: bool = False, verbose: bool = True, fallback: bool = True,
-                        weights: str = "imagenet", seed: int = 0) -> Backbone:
+                        weights: str = "imagenet", seed: int = 0, missing: str = "stop") -> Backbone:
     """An ImageNet-pretrained feature extractor; prints which network and weights ran.
 
     Parameters
@@ -280,7 +280,13 @@ def pretrained_backbone(name: str = "auto", weights_path: str | Path | None = No
     weights : {"imagenet", "random"}
         ``random`` builds the architecture with seeded random weights, marked as such in ``source`` (tests
         a path when the file is absent; never a result).
+    missing : {"stop", "random"}
+        With ``fallback=False`` and no weights file: raise :class:`WeightsNotFoundError` (``stop``, a real
+        ``paper`` run) or build the architecture with seeded random weights, marked so in ``source``
+        (``random``: the capped test of the ``paper`` profile, ``shared.missing_weights``).
     """
+    if missing not in ("stop", "random"):
+        raise ValueError(f"missing={missing!r}; use 'stop' or 'random'")
     allowed = ("auto", "efficientnet_lite0", *TORCHVISION_NAMES)
     if name in NOT_IN_TORCHVISION:
         raise ValueError(f"backbone {name!r}: {NOT_IN_TORCHVISION[name]}")
@@ -296,6 +302,11 @@ def pretrained_backbone(name: str = "auto", weights_path: str | Path | None = No
             wf = weights_file(name, weights_path)
             if wf is not None or allow_download:
                 bb = _torchvision_backbone(name, wf, allow_download)
+            elif not fallback and missing == "random":
+                if verbose:
+                    print(f"note: {WEIGHTS[name].filename} is absent and shared.missing_weights is 'random': "
+                          f"{name} runs with RANDOM weights (a capped test of the path, not a result)")
+                bb = _torchvision_backbone(name, None, False, random_seed=seed)
             elif not fallback:
                 require_weights(name)
             elif verbose:
