@@ -187,3 +187,38 @@ def test_failed_cell_on_workers_is_reported_and_the_others_finish(tmp_path, two_
                         cache_dir=tmp_path, scheduler=two_workers, log=None)
     assert "Traceback" in err.value.failures[0].traceback
     assert len(list(tmp_path.glob("sq-*.npz"))) == 3
+
+
+def test_layer_features_04_and_retraining_schemes_05_on_two_workers_equal_sequential(tmp_path, two_workers):
+    """Notebook 04's per-image-set CNN features and 05's retraining schemes as sweep cells (same results)."""
+    import torch
+
+    from cbir.experiments import perceptual_hash_vs_cnn as ph
+    from cbir.experiments import retargeting_retraining_qe as rq
+    from cbir.models.backbones import Backbone
+    from test_retarget import _tiny_params, _tiny_split
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    module = torch.nn.Module()
+    module.conv = conv
+    trunk = torch.nn.Sequential(conv, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    bb = Backbone("tiny", "test", module, trunk, 4, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    x, _ = _tiny_images(classes=2, n=3, size=24)
+    sets = ph.build_image_sets(list(x), n_nonindexed=1, modifications=("blur", "crop"))
+    enc = {mode: ph.encode_cnn(sets, bb, ["conv"], ["avg", "max"], size=32, sweep_params=extra)
+           for mode, extra in (("seq", {"workers": 1, "threads": 1}), ("par", {"scheduler": two_workers, "threads": 1}))}
+    assert sorted(enc["seq"]) == sorted(enc["par"]) and len(enc["seq"]) == 6
+    for name, e in enc["seq"].items():
+        p = enc["par"][name]
+        assert np.array_equal(e.base, p.base) and all(np.array_equal(e.modified[m], p.modified[m]) for m in e.modified)
+
+    sf = _tiny_split()
+    out = {}
+    for mode, extra in (("seq", {"shared.workers": 1}), ("par", {"shared.scheduler": two_workers})):
+        P = _tiny_params(**{"shared.threads": 1, **extra})
+        table, heads, per_query = rq.compare_schemes(sf, P, schemes=[(["fu"], "fc7"), (["rri"], "fc7")])
+        out[mode] = table.drop(columns="train_seconds"), per_query
+    pd.testing.assert_frame_equal(out["seq"][0], out["par"][0])
+    pd.testing.assert_frame_equal(out["seq"][1], out["par"][1])
+    assert out["seq"][0].pipeline.tolist() == ["none", "fu", "rri"]

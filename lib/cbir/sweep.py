@@ -339,7 +339,9 @@ def _map_dask(fn, cells, shared, paths, todo, s, seed, dask_client, outcomes, pr
     from dask.distributed import as_completed
 
     with (contextlib.nullcontext(dask_client) if dask_client is not None else client(**_kw(s))) as c:
-        scattered = {k: c.scatter(v, broadcast=True) for k, v in shared.items()} if shared else {}
+        # each value as one object ([v]): dask would scatter a dict's or a list's items one by one (and fail on
+        # an empty one)
+        scattered = {k: c.scatter([v], broadcast=True)[0] for k, v in shared.items()} if shared else {}
         futures = {c.submit(_run_cell_scattered, fn, cells[i], scattered, paths[i], s["threads"], seed,
                             pure=False, key=f"cell-{i}-{os.getpid()}-{time.time_ns()}"): i for i in todo}
         for fut in as_completed(futures):

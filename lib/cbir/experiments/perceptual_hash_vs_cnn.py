@@ -37,7 +37,7 @@ retrieved and relevant items with one cumulative histogram (memory bounded by th
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -849,6 +849,20 @@ def cnn_backbone(P: Any, weights: str = "imagenet") -> Any:
                                missing=P.get("missing_weights", "stop"))
 
 
+def set_features_cell(set_name: str, *, all_sets: Mapping[str, Any], backbone: Any, layers: Sequence[str],
+                      pools: Sequence[str], size: int, batch_size: int, flatten_layers: Sequence[str],
+                      cache_dir: str | None, key: Mapping[str, Any] | None, progress: bool) -> dict[str, np.ndarray]:
+    """One sweep cell of :func:`encode_cnn`: the layer features of one image set (cached when ``cache_dir``)."""
+    from cbir.models.layer_features import cached_layer_features, layer_features
+
+    imgs = all_sets[set_name]
+    if cache_dir is not None:
+        return cached_layer_features(backbone, imgs, layers, pools, size, cache_dir,
+                                     {**(key or {}), "set": set_name}, batch_size, progress, flatten_layers)
+    return layer_features(backbone, imgs, layers, pools, size, batch_size, progress=progress,
+                          flatten_layers=flatten_layers)
+
+
 def encode_cnn(
     sets: RISImageSets,
     backbone: Any,
@@ -862,28 +876,28 @@ def encode_cnn(
     cache_dir: str | None = None,
     key: dict[str, Any] | None = None,
     progress: bool = False,
+    sweep_params: Any = None,
 ) -> dict[str, Encoded]:
     """CNN configurations of Sec. 6.2: named layer x pooling x distance (x L2 normalisation).
 
     Features of every set come from :func:`cbir.models.layer_features.cached_layer_features` (one forward
-    pass per image for all layers). Cosine ignores the feature norm, so each feature gets one cosine
+    pass per image for all layers), one sweep cell per image set (:func:`set_features_cell` through
+    :func:`cbir.sweep.map_cells`: in this process, or as Dask tasks when ``sweep_params`` — the notebook's
+    ``P`` — sets ``shared.workers`` / ``scheduler``; the features are cached per set either way). Cosine ignores the feature norm, so each feature gets one cosine
     configuration; Euclidean gets one per ``l2_options`` entry (``_norm_l2`` suffix when normalised).
     Configuration names: ``"<paper-style feature name> | <distance>"``.
     """
-    from cbir.models.layer_features import cached_layer_features, feature_name, l2_normalize, layer_features
+    from cbir import sweep
+    from cbir.models.layer_features import feature_name, l2_normalize
 
     all_sets = {"base": sets.base, **sets.modified, "nonindexed": sets.nonindexed}
-    feats: dict[str, dict[str, np.ndarray]] = {}
-    for set_name, imgs in all_sets.items():
-        if not len(imgs):
-            continue
-        if cache_dir is not None:
-            f = cached_layer_features(backbone, imgs, layers, pools, size, cache_dir,
-                                      {**(key or {}), "set": set_name}, batch_size, progress, flatten_layers)
-        else:
-            f = layer_features(backbone, imgs, layers, pools, size, batch_size, progress=progress,
-                               flatten_layers=flatten_layers)
-        feats[set_name] = f
+    names = [n for n, imgs in all_sets.items() if len(imgs)]
+    shared = dict(all_sets=all_sets, backbone=backbone, layers=list(layers), pools=list(pools), size=size,
+                  batch_size=batch_size, flatten_layers=list(flatten_layers), cache_dir=cache_dir, key=key,
+                  progress=progress)
+    out = sweep.map_cells(set_features_cell, [{"set_name": n} for n in names], shared=shared, P=sweep_params,
+                          desc="CNN features per image set", log=print if progress else None)
+    feats: dict[str, dict[str, np.ndarray]] = dict(zip(names, out))
     keys = list(feats["base"])
     configs: dict[str, Encoded] = {}
     for fk in keys:

@@ -798,29 +798,18 @@ def plot_toy_hyperplanes(image: np.ndarray, seed: int = 0):
     return fig, axes
 
 
-def run_grid(P, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, feat) -> tuple:
+def run_grid(P, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray) -> tuple:
     """Table 1 / Table 2: the linear SVM on RDCNN features for every (k, b) of ``P.grid_k`` x ``P.grid_b`` at
-    ``P.grid_m`` kernels, on a class-balanced subset (``grid_n_*_per_class``). ``feat(x, tag, k, b, m)`` returns
-    cached features. Returns ``(grid, correct, g_tr, g_te)``: one row per (k, b) (accuracies in percent and the
-    ``seconds`` it took), ``(k, b) -> bool (N_test,)`` top-1 correctness (paired intervals) and the subset indices."""
-    import time
-
-    import pandas as pd
-
+    ``P.grid_m`` kernels, on a class-balanced subset (``grid_n_*_per_class``), through :func:`grid_sweep` (sweep
+    cells: in the kernel, or as Dask tasks with ``shared.workers`` / ``scheduler``). Returns ``(grid, correct,
+    g_tr, g_te)``: one row per (k, b) (accuracies in percent and the ``seconds`` it took), ``(k, b) -> bool
+    (N_test,)`` top-1 correctness (paired intervals) and the subset indices."""
     from cbir.data import stratified_subset
 
     g_tr = stratified_subset(y_tr, P.grid_n_train_per_class, P.seed) if P.grid_n_train_per_class else np.arange(len(y_tr))
     g_te = stratified_subset(y_te, P.grid_n_test_per_class, P.seed) if P.grid_n_test_per_class else np.arange(len(y_te))
-    grid, correct = [], {}
-    for k in P.grid_k:
-        for b in P.grid_b:
-            t0 = time.perf_counter()
-            f_a = feat(x_tr[g_tr], f"{P.dataset}-train-grid", k, b, P.grid_m)
-            f_b = feat(x_te[g_te], f"{P.dataset}-test-grid", k, b, P.grid_m)
-            r = svm_eval(f_a, y_tr[g_tr], f_b, y_te[g_te], P.svm_C, per_image=True)
-            correct[(k, b)] = r.pop("correct")[1]
-            grid.append({"k": k, "b": b, "m": P.grid_m, **r, "seconds": time.perf_counter() - t0})
-    return pd.DataFrame(grid), correct, g_tr, g_te
+    grid, correct = grid_sweep(x_tr[g_tr], y_tr[g_tr], x_te[g_te], y_te[g_te], P, log=print if P.progress else None)
+    return grid, correct, g_tr, g_te
 
 
 def plot_heatmap(pivot, title: str):
@@ -837,18 +826,11 @@ def plot_heatmap(pivot, title: str):
     return fig, ax
 
 
-def run_m_sweep(F_tr: np.ndarray, y_tr: np.ndarray, F_te: np.ndarray, y_te: np.ndarray, ms, C: float) -> tuple:
-    """Fig. 3: the linear SVM on the first ``m`` features of the largest network for each ``m`` in ``ms`` (kernels
-    are prefix-stable, see :mod:`cbir.models.rdcnn`). Returns ``(sweep, correct)``: one row per m (accuracies in
-    percent) and ``m -> {k: bool (N_test,)}``."""
-    import pandas as pd
-
-    sweep, correct = [], {}
-    for m in sorted(ms):
-        r = svm_eval(F_tr[:, :m], y_tr, F_te[:, :m], y_te, C, per_image=True)
-        correct[m] = r.pop("correct")
-        sweep.append({"m": m, **r})
-    return pd.DataFrame(sweep), correct
+def run_m_sweep(F_tr: np.ndarray, y_tr: np.ndarray, F_te: np.ndarray, y_te: np.ndarray, P) -> tuple:
+    """Fig. 3: the linear SVM on the first ``m`` features of the largest network for each ``m`` in ``P.m_sweep``
+    (kernels are prefix-stable, see :mod:`cbir.models.rdcnn`), through :func:`m_sweep` (sweep cells). Returns
+    ``(sweep, correct)``: one row per m (accuracies in percent) and ``m -> {k: bool (N_test,)}``."""
+    return m_sweep(F_tr, y_tr, F_te, y_te, P, log=print if P.progress else None)
 
 
 def sweep_summary(sweep) -> str:

@@ -283,11 +283,29 @@ def scheme_list(P) -> list[tuple[list[str], str, str]]:
     return out
 
 
+def scheme_cell(steps: Sequence[str], layer: str, users: str, *, sf: SplitFeatures, data: dict, mcfg: dict,
+                cfg: TrainConfig, device, xq: np.ndarray, yq: np.ndarray, k: int, rf_users: str, progress: bool):
+    """One sweep cell of :func:`compare_schemes`: retrain a fresh head with pipeline ``steps`` at ``layer``
+    (RF users ``users``) and evaluate it; returns ``(head, per-query result, train seconds, epochs run)``."""
+    d = data[users or rf_users]
+    t0 = time.perf_counter()
+    head, hist = run_pipeline(steps, d, layer=layer, mcfg=mcfg[users or rf_users], cfg=cfg, device=device,
+                              head=sf.new_head(layer), progress=progress)
+    secs = time.perf_counter() - t0
+    head.cpu()
+    r = evaluate(transform(head, xq), yq, transform(head, sf.x_db), sf.y_db, k=k, per_query=True)
+    return head, r, secs, int(hist.groupby("step")["epoch"].nunique().max())
+
+
 def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
                     schemes: Sequence[tuple[Sequence[str], str]] | None = None, seed: int | None = None,
                     q_idx: np.ndarray | None = None, progress: bool = False
                     ) -> tuple[pd.DataFrame, dict[str, RetargetHead], pd.DataFrame]:
     """Baseline and every retraining scheme on one dataset: mAP (Eq. 18) and mAP@k (Tables 1-8 analogue).
+
+    The schemes are the cells of a sweep (:func:`scheme_cell` through :func:`cbir.sweep.map_cells`): one after
+    another here, or as Dask tasks when ``P`` sets ``shared.workers`` / ``scheduler``; each cell starts from
+    the same seed, and the heads are seeded, so a result does not depend on where it ran.
 
     Returns
     -------
@@ -329,23 +347,24 @@ def compare_schemes(sf: SplitFeatures, P, device: torch.device | str = "cpu", *,
                          "rf_users": "", **split(r, "none", tag, ""), "train_seconds": 0.0, "epochs": 0,
                          "n_users": 0})
     heads: dict[str, RetargetHead] = {}
-    for scheme in schemes:
-        steps, layer = scheme[0], scheme[1]
-        users = scheme[2] if len(scheme) > 2 else (P.rf_users if "rf" in steps else "")
-        d = data[users or P.rf_users]
-        t0 = time.perf_counter()
-        head, hist = run_pipeline(steps, d, layer=layer, mcfg=mcfg[users or P.rf_users], cfg=cfg, device=device,
-                                  head=sf.new_head(layer), progress=progress)
-        secs = time.perf_counter() - t0
-        head.cpu()
-        r = evaluate(transform(head, xq), yq, transform(head, sf.x_db), sf.y_db, k=k, per_query=True)
+    cells = [{"steps": list(sc[0]), "layer": sc[1],
+              "users": sc[2] if len(sc) > 2 else (P.rf_users if "rf" in sc[0] else "")} for sc in schemes]
+    from cbir import sweep
+
+    done = sweep.map_cells(scheme_cell, cells, P=P, seed=seed, desc=f"retraining schemes ({sf.dataset})",
+                           shared=dict(sf=sf, data={c["users"] or P.rf_users: data[c["users"] or P.rf_users]
+                                                    for c in cells},
+                                       mcfg=mcfg, cfg=cfg, device=device, xq=xq, yq=yq, k=k, rf_users=P.rf_users,
+                                       progress=progress), log=print if progress else None)
+    for c, (head, r, secs, epochs) in zip(cells, done):
+        steps, layer, users = c["steps"], c["layer"], c["users"]
         key = "+".join(steps) + "@" + layer + ("" if users in ("", P.rf_users) else f"[{users} users]")
         heads[key] = head
         tag = "" if users in ("", P.rf_users) else f" [{users} users]"
         rows.append({"scheme": pipeline_name(steps, layer) + f" => {layer.upper()}{tag}", "pipeline": "+".join(steps),
                      "layer": layer, "rf_users": users, **split(r, "+".join(steps), layer, users),
-                     "train_seconds": secs, "epochs": int(hist.groupby("step")["epoch"].nunique().max()),
-                     "n_users": len(d.y_users) if users else 0})
+                     "train_seconds": secs, "epochs": epochs,
+                     "n_users": len(data[users or P.rf_users].y_users) if users else 0})
     df = pd.DataFrame(rows)
     for c, v in common.items():
         df[c] = v
