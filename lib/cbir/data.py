@@ -40,6 +40,10 @@ REAL = (*TORCHVISION, "cifar10_subset", "caltech101_subset")
 FIXTURE_ENV = "CBIR_FIXTURE_DATA"
 
 
+def _fixture_mode() -> bool:
+    return os.environ.get(FIXTURE_ENV) == "1"
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A real dataset is not on disk; the message says where it was looked for and how to get it."""
 
@@ -367,7 +371,7 @@ def _torchvision(name: str, split: str, data_dir, allow_download: bool):
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}; {name} has 'train' and 'test'")
     kw = {"split": split} if name == "stl10" else {"train": split == "train"}
-    fixture = os.environ.get(FIXTURE_ENV) == "1" and found is not None
+    fixture = _fixture_mode() and found is not None
     if fixture:  # a test's small files in torchvision's layout: their md5 cannot match the official ones
         attrs = {"_check_integrity": lambda self: True}
         if isinstance(getattr(cls, "meta", None), dict):  # CIFAR's batches.meta / meta file
@@ -470,7 +474,7 @@ def class_counts(name: str, split: str = "train", data_dir: str | os.PathLike | 
     if name == "sample_photos":
         return np.ones(len(SKIMAGE_PHOTOS) + 2, np.int64)  # at most; one photo per class
     if (name, split) in OFFICIAL_CLASS_COUNTS:
-        if os.environ.get(FIXTURE_ENV) == "1":
+        if _fixture_mode():
             return None  # a test fixture in the layout holds far fewer than the official counts
         marker = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "stl10": "stl10_binary"}[name]
         if find_data(marker, data_dir) is None:

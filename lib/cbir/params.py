@@ -326,19 +326,19 @@ def _validate(values: Mapping[str, Any], schema: Mapping[str, Spec], where: str)
     return out
 
 
-def read_profile(profile: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read ``params/<profile>.yaml`` as a dict (no validation).
+def read_profile(profile: str, root: Path | None = None, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read ``<root>/params/<profile>.yaml`` as a dict (no validation; ``root`` default :func:`repo_root`).
 
     A profile may start from another one: ``extends: paper`` takes every section of ``paper.yaml`` and
     replaces the keys this file sets (section by section), as ``params/paper_limit.yaml`` does.
     """
-    data = _read_yaml(profile)
+    data = _read_yaml(profile, root)
     base = data.pop("extends", None)
     if base is None:
         return data
     if not isinstance(base, str) or base in (profile, *_seen):
         raise ParamsError(f"params/{profile}.yaml: extends={base!r} must name another profile (no cycles)")
-    merged = read_profile(base, (*_seen, profile))
+    merged = read_profile(base, root, (*_seen, profile))
     for section, values in data.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
@@ -347,10 +347,11 @@ def read_profile(profile: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     return merged
 
 
-def _read_yaml(profile: str) -> dict[str, Any]:
-    path = params_dir() / f"{profile}.yaml"
+def _read_yaml(profile: str, root: Path | None = None) -> dict[str, Any]:
+    folder = root / "params" if root is not None else params_dir()
+    path = folder / f"{profile}.yaml"
     if not path.exists():
-        avail = sorted(p.stem for p in params_dir().glob("*.yaml"))
+        avail = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ParamsError(f"profile {profile!r} not found ({path}); available profiles: {avail}")
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cbir.params import repo_root
+from cbir.params import read_profile, repo_root
 
 ENV = "CBIR_RUN_DATA_LOG"
 """Set by the runner to a JSON-lines file; every dataset the kernel loads is appended to it."""
@@ -44,16 +44,11 @@ def params_digest(profile: str, notebook: str, root: Path | None = None) -> str:
     Read from ``params/<profile>.yaml`` as written (no overrides), so it changes exactly when a
     result-changing parameter of that notebook changes.
     """
-    import yaml
-
     root = root or repo_root()
     section = SECTIONS.get(notebook)
     if section is None:
         raise KeyError(f"notebook {notebook!r} has no params section; known: {sorted(SECTIONS)}")
-    raw = yaml.safe_load((root / "params" / f"{profile}.yaml").read_text()) or {}
-    if raw.get("extends"):  # a profile built on another (params/paper_limit.yaml): its merged sections
-        base = yaml.safe_load((root / "params" / f"{raw['extends']}.yaml").read_text()) or {}
-        raw = {s: {**(base.get(s) or {}), **(raw.get(s) or {})} for s in {*base, *raw} - {"extends"}}
+    raw = read_profile(profile, root)  # as written; a profile that extends another gets its merged sections
     keep = {k: v for k, v in (raw.get(section) or {}).items() if k not in NON_RESULT_KEYS}
     keep["shared.seed"] = (raw.get("shared") or {}).get("seed", 0)
     text = json.dumps(keep, sort_keys=True, default=str)

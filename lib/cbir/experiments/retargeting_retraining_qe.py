@@ -1024,15 +1024,18 @@ def _baseline(dataset: str) -> dict:
     return {"dataset": dataset, "pipeline": "none", "layer": "pooled"}
 
 
+def _select(pq: pd.DataFrame, sel: dict) -> pd.DataFrame:
+    """The rows of a per-query table whose columns equal every value of ``sel`` (e.g. :func:`_baseline`)."""
+    m = np.ones(len(pq), bool)
+    for c, v in sel.items():
+        m &= (pq[c] == v).to_numpy()
+    return pq.loc[m]
+
+
 def _paired(pq: pd.DataFrame, a: dict, b: dict, col: str) -> np.ndarray:
     """Per-query ``col`` of selection ``a`` minus that of ``b`` on the same queries (merged on ``query``)."""
-    def sel(d):
-        m = np.ones(len(pq), bool)
-        for c, v in d.items():
-            m &= (pq[c] == v).to_numpy()
-        return pq.loc[m, ["query", col]]
-
-    m = sel(a).merge(sel(b), on="query", suffixes=("_a", "_b"), validate="one_to_one")
+    m = _select(pq, a)[["query", col]].merge(_select(pq, b)[["query", col]], on="query", suffixes=("_a", "_b"),
+                                             validate="one_to_one")
     if not len(m):
         raise ValueError(f"no common queries between {a} and {b} in the per-query table")
     return (m[f"{col}_a"] - m[f"{col}_b"]).to_numpy()
@@ -1116,8 +1119,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
     base = t.loc[("none", "pooled")]
     for metric, col, apcol, gmetric, mtext in metrics:
         ref_b = rep("Table 7", "cifar10", "CaffeNet => FC7", metric)
-        ap_b = schemes_q[(schemes_q.dataset == ds) & (schemes_q.pipeline == "none")
-                        & (schemes_q.layer == "pooled")][apcol].to_numpy()
+        ap_b = _select(schemes_q, _baseline(ds))[apcol].to_numpy()
         rows.append(report.value_row(f"baseline features, {metric} ({ds})", ref_b, base[col], interval=boot(ap_b),
                                      interval_kind=f"bootstrap over {len(ap_b)} queries",
                                      setting=_ours(base, (), mtext, P)))
@@ -1128,8 +1130,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
             r, name = t.loc[key], "+".join(s.upper() for s in steps)
             ref = rep("Table 7", "cifar10", label, metric)
             ours_set = _ours(r, steps, mtext, P)
-            ap = schemes_q[(schemes_q.dataset == ds) & (schemes_q.pipeline == key[0])
-                           & (schemes_q.layer == "fc7")][apcol].to_numpy()
+            ap = _select(schemes_q, {"dataset": ds, "pipeline": key[0], "layer": "fc7"})[apcol].to_numpy()
             rows.append(report.value_row(f"{name} (FC7), {metric} ({ds})", ref, r[col], interval=boot(ap),
                                          interval_kind=f"bootstrap over {len(ap)} queries", setting=ours_set))
             gain = reported.Reported(PAPER, "Table 7", "cifar10", f"{label} minus CaffeNet => FC7", gmetric,
@@ -1188,8 +1189,7 @@ def paper_rows(schemes: pd.DataFrame, schemes_q: pd.DataFrame, qe: pd.DataFrame 
         base_r = td.loc[("none", "pooled")]
         for metric, col, apcol, mtext in (("map", "map_all", "ap_all", "map"),
                                           ("map_at_50", f"map_at_{k}", f"ap_at_{k}", "map_at_k")):
-            ap = schemes_q_all[(schemes_q_all.dataset == dsd) & (schemes_q_all.pipeline == "rf")
-                               & (schemes_q_all.layer == "fc7") & (schemes_q_all.rf_users == held_users)][apcol].to_numpy()
+            ap = _select(schemes_q_all, hsel)[apcol].to_numpy()
             rows.append(report.value_row(f"RF (FC7), {held_users} users, {metric} ({dsd})", ref_rf[metric], r[col],
                                          interval=boot(ap), interval_kind=f"bootstrap over {len(ap)} queries",
                                          setting=_ours(r, ("rf",), mtext, P)))
