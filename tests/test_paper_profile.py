@@ -73,6 +73,8 @@ def run_capped(capped_root: Path, stem: str) -> None:
     assert record["status"] == "ok" and record["profile"] == "paper_limit"
     text = (out / f"{stem}.ipynb").read_text()
     assert "TEST FIXTURE" in text or stem == "04_perceptual_hash_vs_cnn"  # 04 reads the photo folder fixture
+    if stem == "01_random_sign_networks":  # Fig. 6 with the paper's trained networks (trained_nets)
+        assert all(f"{n} trained (1 ep.)" in text for n in ("VGG16", "ResNet18", "DenseNet40"))
     if stem in WITH_NAMED_NETWORK:
         assert "RANDOM weights" in text and WITH_NAMED_NETWORK[stem] in text
     rows = out / "report_rows" / f"{stem}.csv"
@@ -91,7 +93,7 @@ def test_the_capped_profile_is_paper_with_caps():
     for section in ("rdcnn", "latent_hash", "drhn", "phash", "retarget"):
         kept = {k: v for k, v in paper[section].items() if capped[section][k] == v}
         assert len(kept) >= len(paper[section]) // 2, section  # caps, not a different recipe
-    for key in ("dataset", "backbone", "random_nets", "database", "augment", "cnn_dataset", "hashes"):
+    for key in ("dataset", "backbone", "random_nets", "trained_nets", "database", "augment", "cnn_dataset", "hashes"):
         for section in paper:
             if isinstance(paper[section], dict) and key in paper[section]:
                 assert capped[section][key] == paper[section][key], (section, key)

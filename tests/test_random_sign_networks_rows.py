@@ -64,7 +64,10 @@ def build_rows(P):
     rows += xp.random_net_rows(rd[1], rn, P=P, dataset=P.dataset, n_train=n_tr)
     cnn = {1: _correct(rng, n_te, 0.8)}
     cnn[2] = cnn[1] | _correct(rng, n_te, 0.2)
-    rows += xp.topk_rows(rd, cnn, P=P, dataset=P.dataset, n_train=n_tr)
+    trained = {name: {1: _correct(rng, n_te, 0.9)} for name in P.trained_nets}  # paper: the Fig. 6 networks
+    for c in trained.values():
+        c[2] = c[1] | _correct(rng, n_te, 0.3)
+    rows += xp.topk_rows(rd, cnn, P=P, dataset=P.dataset, n_train=n_tr, trained=trained)
     # Fig. 8 retrieval, Fig. 7 augmentations
     q = min(P.n_queries, n_te)
     pq = {"rdcnn": rng.random(q) * 0.5, "rdcnn_mlp": rng.random(q) * 0.5 + 0.2, "small_cnn": rng.random(q) * 0.6}
@@ -88,7 +91,8 @@ def rows():
 
 def test_every_row_is_a_row_with_an_interval(rows):
     for prof, rs in rows.items():
-        assert len(rs) == 19 + len(params.load(prof, "rdcnn").random_nets), (prof, sorted(rs))
+        P = params.load(prof, "rdcnn")
+        assert len(rs) == 19 + len(P.random_nets) + len(P.trained_nets), (prof, sorted(rs))
         for r in rs.values():
             assert isinstance(r, report.Row) and r.kind in ("value", "direction")
             assert r.lo is not None and r.hi is not None and r.lo <= r.hi, (prof, r.claim)
@@ -259,3 +263,12 @@ def test_wrong_answers_of_01_fail(capsys):
     assert not exercises.check("01.2", lambda img, w, b: sol(img, w, 0.0))  # bias forgotten
     assert not exercises.check("01.3", lambda s, y, k: float((np.argmax(s, 1) == y).mean()))  # always top-1
     assert "hint" in capsys.readouterr().out
+
+
+def test_paper_compares_the_top2_gain_with_each_trained_paper_network(rows):
+    assert not params.load("medium", "rdcnn").trained_nets  # medium: the small CNN only
+    for label in ("VGG16", "ResNet18", "DenseNet40"):
+        r = rows["paper"][f"top-1 -> top-2 gain larger for RDCNN than for trained {label}"]
+        assert r.kind == "direction" and f"{label} trained from scratch" in r.ours_setting.model
+        assert r.ours_setting.budget == {"epochs": 300}
+    assert "top-1 -> top-2 gain larger for RDCNN than for trained VGG16" not in rows["medium"]

@@ -35,6 +35,10 @@ SCHEMA = {
     "js_draws": Int(min=1),  # extra seeded draws of the 6+4 images (the paper reports one draw)
     # Fig. 5: random-weight networks with a trained final layer (cbir.models.cifar_nets)
     "random_nets": ListOf(Choice("resnet18", "vgg16", "densenet40"), min_len=1),
+    # Fig. 6 / Sec. 3.5: the paper's networks trained from scratch for the top-k comparison ([] = none; the
+    # small CNN below runs in every profile)
+    "trained_nets": ListOf(Choice("resnet18", "vgg16", "densenet40")),
+    "trained_epochs": Int(min=1),  # paper: 300 (CIFAR, STL-10), lr 0.1 -> 0.01 -> 0.001, batch 256
     # Fig. 8/9: trained CNN and RDCNN + MLP
     "cnn_epochs": Int(min=1),
     "cnn_batch_size": Int(min=1),
@@ -66,6 +70,8 @@ def _m_within_sweep(v):
         return f"mlp_m={v['mlp_m']} exceeds m={v['m']} (the MLP reads a prefix of the headline features)"
     return None
 
+
+DEFAULTS = {"trained_nets": [], "trained_epochs": 300}
 
 CHECKS = [_m_within_sweep,
           fits_dataset("dataset", "train", per_class=["n_train_per_class", "grid_n_train_per_class"]),
