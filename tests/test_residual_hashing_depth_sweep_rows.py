@@ -66,7 +66,7 @@ def test_smoke_rows_mismatch_dataset_scale_budget_and_k():
 
 
 def test_medium_rows_mismatch_dataset_scale_budget_only():
-    P = cbir.params.load("medium", "drhn")  # cifar10_subset, 5 epochs, depths [1, 3], bits [12, 48]
+    P = cbir.params.load("medium", "drhn")  # cifar10_subset, at most 12 epochs, depths [1, 3], bits [12, 48]
     gains = {(3, 12): 0.1, (3, 48): 0.1}
     rows = _by_claim(xp.paper_rows(_sweep(P, 5000, gains), P, _data("cifar10_subset", 18000, 2000, 5000)))
     for claim in ("DRHN-3 48 bits classification accuracy", "DRHN-3 48 bits retrieval mAP@1000 (thesis: mAP@1000)"):
