@@ -933,18 +933,28 @@ def train_small_cnn(P, x_tr: np.ndarray, y_tr: np.ndarray, n_classes: int):
     import cbir.cache
     import cbir.train
 
-    x_t = cbir.train.images_to_tensor(x_tr)
-    flip = lambda xb, gen: torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen) < 0.5, xb.flip(3), xb)  # noqa: E731
     key = cbir.cache.key(pixels=x_tr, epochs=P.cnn_epochs, bs=P.cnn_batch_size, lr=P.cnn_lr, seed=P.seed, v=1,
                          code=cbir.cache.code_version(SmallCNN, cbir.train.fit))
     torch.manual_seed(P.seed)
     cnn = SmallCNN(in_channels=3, n_classes=n_classes)
-    fit = cbir.train.fit(
-        cnn, (x_t, torch.as_tensor(y_tr)), epochs=P.cnn_epochs, batch_size=P.cnn_batch_size, seed=P.seed,
-        optimizer=lambda mdl: torch.optim.SGD(mdl.parameters(), lr=P.cnn_lr, momentum=0.9, weight_decay=5e-4),
-        scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, P.cnn_epochs), augment=flip,
-        ckpt_dir=P.cache_dir / f"rdcnn_smallcnn-{key}", desc="small CNN", progress=P.progress)
+    fit = _train_sgd(P, cnn, x_tr, y_tr, P.cnn_epochs,
+                     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, P.cnn_epochs),
+                     f"rdcnn_smallcnn-{key}", "small CNN")
     return fit, cnn
+
+
+def _train_sgd(P, model, x_tr: np.ndarray, y_tr: np.ndarray, epochs: int, scheduler, ckpt_name: str, desc: str):
+    """:func:`cbir.train.fit` with the recipe shared by the trained comparison networks: SGD (``P.cnn_lr``,
+    momentum 0.9, weight decay 5e-4), batch ``P.cnn_batch_size``, random horizontal flips, checkpoints in
+    ``P.cache_dir / ckpt_name``; ``scheduler(optimizer)`` sets the learning-rate schedule."""
+    import cbir.train
+
+    flip = lambda xb, gen: torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen) < 0.5, xb.flip(3), xb)  # noqa: E731
+    return cbir.train.fit(
+        model, (cbir.train.images_to_tensor(x_tr), torch.as_tensor(y_tr)), epochs=epochs,
+        batch_size=P.cnn_batch_size, seed=P.seed,
+        optimizer=lambda mdl: torch.optim.SGD(mdl.parameters(), lr=P.cnn_lr, momentum=0.9, weight_decay=5e-4),
+        scheduler=scheduler, augment=flip, ckpt_dir=P.cache_dir / ckpt_name, desc=desc, progress=P.progress)
 
 
 def train_paper_net(P, name: str, x_tr: np.ndarray, y_tr: np.ndarray, n_classes: int):
@@ -958,19 +968,13 @@ def train_paper_net(P, name: str, x_tr: np.ndarray, y_tr: np.ndarray, n_classes:
     import cbir.train
     from cbir.models.cifar_nets import cifar_net
 
-    x_t = cbir.train.images_to_tensor(x_tr)
-    flip = lambda xb, gen: torch.where(torch.rand(len(xb), 1, 1, 1, generator=gen) < 0.5, xb.flip(3), xb)  # noqa: E731
     epochs = P.trained_epochs
     drops = sorted({max(1, epochs // 2), max(1, 3 * epochs // 4)})
     key = cbir.cache.key(pixels=x_tr, net=name, epochs=epochs, bs=P.cnn_batch_size, lr=P.cnn_lr, seed=P.seed,
                          v=1, code=cbir.cache.code_version(cifar_net, cbir.train.fit))
     net = cifar_net(name, n_classes=n_classes, in_channels=x_tr.shape[-1], seed=P.seed)
-    return cbir.train.fit(
-        net, (x_t, torch.as_tensor(y_tr)), epochs=epochs, batch_size=P.cnn_batch_size, seed=P.seed,
-        optimizer=lambda mdl: torch.optim.SGD(mdl.parameters(), lr=P.cnn_lr, momentum=0.9, weight_decay=5e-4),
-        scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, drops, 0.1), augment=flip,
-        ckpt_dir=P.cache_dir / f"rdcnn_{name}_trained-{key}", desc=f"{RANDOM_NETS[name][0]} trained",
-        progress=P.progress)
+    return _train_sgd(P, net, x_tr, y_tr, epochs, lambda o: torch.optim.lr_scheduler.MultiStepLR(o, drops, 0.1),
+                      f"rdcnn_{name}_trained-{key}", f"{RANDOM_NETS[name][0]} trained")
 
 
 def trained_nets_topk(P, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray,
