@@ -45,7 +45,11 @@ def test_latent_layer_hashing_driver(digits, tmp_path, one_thread):
     ranks = build_binary_index(codes_db, 12).search(codes_q, 20, exact_ties=True)[1]
     assert (one_step_search(build_binary_index(codes_db, 12), codes_q, 20).rankings.shape == ranks.shape)
     p10, map20 = score_rankings(ranks, te.labels, tr.labels, [10], 20).value
-    assert (acc, p10, map20) == pytest.approx((0.21, 0.188, 0.2862), abs=1e-4)
+    assert acc == pytest.approx(0.21, abs=1e-4)
+    # the retrieval values rest on 12 sigmoid outputs per image thresholded at 0.5, and the trained weights
+    # differ in their last bits between CPUs even with the AVX2 cap (cbir/__init__.py): AMD EPYC gave
+    # 0.188 / 0.2862, Intel Xeon 0.190 / 0.2789 (codes near 0.5 flip), so they are pinned to +-0.015
+    assert (p10, map20) == pytest.approx((0.188, 0.2862), abs=0.015)
 
 
 def test_retargeting_driver(one_thread):

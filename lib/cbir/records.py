@@ -73,15 +73,30 @@ def git(*args: str, root: Path) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``; "" if unknown).
+
+    Recorded because seed-fixed training and sign thresholds give other last digits on another CPU model
+    even with the AVX2 cap of ``cbir/__init__.py`` (e.g. AMD EPYC against Intel Xeon)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def machine() -> str:
-    """One line: host, OS, CPU count, Python, torch."""
+    """One line: host, OS, CPU model and count, Python, torch."""
     try:
         import torch
         tv = torch.__version__
     except ImportError:  # pragma: no cover
         tv = "absent"
-    return (f"{platform.node()} {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, torch {tv}")
+    cpu = cpu_model()
+    return (f"{platform.node()} {platform.system()} {platform.machine()}, {cpu + ', ' if cpu else ''}"
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {tv}")
 
 
 def path(profile: str, notebook: str, root: Path | None = None) -> Path:
