@@ -46,7 +46,7 @@ def capped_root(tmp_path_factory):
     paper_layouts.write_all(root / "data", root / "notebooks" / "data")
     yield root
     if TIMES:
-        print("\ncapped paper run, seconds per notebook: " + ", ".join(f"{k[:2] if k in NOTEBOOKS else k} {v:.0f}" for k, v in TIMES.items()))
+        print("\ncapped paper run, seconds per notebook: " + ", ".join(f"{k} {v:.0f}" for k, v in TIMES.items()))
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -77,7 +77,7 @@ def run_capped(capped_root: Path, stem: str, profile: str = "paper_limit") -> Pa
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cbir.run", "--profile", profile, "--nb", stem[:2], "--quiet"],
                           cwd=capped_root, env=_env(capped_root), capture_output=True, text=True, timeout=1200)
-    TIMES[stem if profile == "paper_limit" else f"{stem[:2]} ({profile})"] = time.perf_counter() - t0
+    TIMES[stem[:2] + ("" if profile == "paper_limit" else f" ({profile})")] = time.perf_counter() - t0
     out = capped_root / "outputs" / profile
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     record = json.loads((out / "records" / f"{stem}.json").read_text())
